@@ -1,0 +1,530 @@
+"""Dreamer (Hafner et al., "Dream to Control", ICLR 2020) from pixels on the Control Suite.
+
+  python dreamer.py --task dmc_walker_walk --logdir runs/walker/dreamer/1
+
+The train step is a sequence of methods that subclasses replace one at a time (bird.py, idm.py):
+_model_loss, _imagine_start, _imagine_ahead, _imag_reward, _returns, _imag_weights, _actor_loss,
+_value_loss, _train_aux.
+"""
+
+import collections
+import functools
+import pathlib
+import random
+import sys
+import time
+
+import tools  # Sets TensorFlow's import flags; must precede the TensorFlow import.
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tf_keras import mixed_precision as prec
+
+import models
+import wrappers
+
+tfd = tfp.distributions
+
+
+def define_config():
+  gpu = tools.has_gpu()
+  config = tools.AttrDict()
+  # General.
+  config.logdir = pathlib.Path('.')
+  config.seed = 0
+  config.steps = int(5e6)
+  config.eval_every = int(1e4)
+  config.log_every = int(1e3)
+  config.log_scalars = True
+  config.log_images = True
+  config.gpu_growth = True
+  config.precision = 16 if gpu else 32
+  config.jit = gpu  # XLA measured 2.4x slower than a plain graph on CPUs.
+  config.deterministic = False
+  # Environment.
+  config.task = 'dmc_walker_walk'
+  config.envs = 1
+  config.parallel = 'none'
+  config.action_repeat = 2
+  config.time_limit = 1000
+  config.prefill = 5000
+  config.eval_noise = 0.0
+  config.clip_rewards = 'none'
+  # Model.
+  config.deter_size = 200
+  config.stoch_size = 30
+  config.num_units = 400
+  config.dense_act = 'elu'
+  config.cnn_act = 'relu'
+  config.cnn_depth = 32
+  config.pcont = False
+  config.free_nats = 3.0
+  config.kl_scale = 1.0
+  config.pcont_scale = 10.0
+  config.weight_decay = 0.0
+  config.weight_decay_pattern = r'.*'
+  # Training.
+  config.batch_size = 50
+  config.batch_length = 50
+  config.train_every = 1000
+  config.train_steps = 100
+  config.pretrain = 100
+  config.model_lr = 6e-4
+  config.value_lr = 8e-5
+  config.actor_lr = 8e-5
+  config.grad_clip = 100.0
+  config.dataset_balance = False
+  config.dataset_size = 0  # Env steps of the newest episodes to train on; 0 keeps all.
+  # Behavior.
+  config.discount = 0.99
+  config.disclam = 0.95
+  config.horizon = 15
+  config.action_dist = 'tanh_normal'
+  config.action_init_std = 5.0
+  config.expl = 'additive_gaussian'
+  config.expl_amount = 0.3
+  config.expl_decay = 0.0
+  config.expl_min = 0.0
+  return config
+
+
+ACTIVATIONS = dict(
+    elu=tf.nn.elu, relu=tf.nn.relu, swish=tf.nn.swish, leaky_relu=tf.nn.leaky_relu,
+    tanh=tf.tanh)
+
+CHOICES = dict(
+    precision=[16, 32], parallel=['none', 'thread', 'process'], clip_rewards=['none', 'tanh'],
+    dense_act=list(ACTIVATIONS), cnn_act=list(ACTIVATIONS), action_dist=['tanh_normal'],
+    expl=['additive_gaussian', 'completely_random'])
+
+
+class Dreamer(tools.Module):
+
+  def __init__(self, config, datadir, actspace, logger):
+    self._c = config
+    self._datadir = pathlib.Path(datadir)
+    self._actspace = actspace
+    self._actdim = actspace.shape[0]
+    self._logger = logger
+    self._should_log = tools.Every(config.log_every)
+    self._should_train = tools.Every(config.train_every)
+    self._should_pretrain = tools.Once()
+    self._metrics = collections.defaultdict(list)
+    self._float = prec.global_policy().compute_dtype
+    self._step = tf.Variable(
+        count_steps(datadir, config), dtype=tf.int64, trainable=False)
+    self._replay = tools.Replay(
+        datadir, config.batch_length, config.dataset_size // config.action_repeat,
+        config.dataset_balance, config.seed)
+    self._build_model()
+    self._build_variables()
+    self._train_fn = tf.function(self._train, jit_compile=config.jit, autograph=False)
+    self._policy_fn = tf.function(self._policy, autograph=False)
+    self._openl_fn = tf.function(self._openl, autograph=False)
+
+  @property
+  def step(self):
+    return int(self._step.numpy())
+
+  def __call__(self, obs, reset, state=None, training=True):
+    step = self.step
+    if state is not None and reset.any():
+      mask = tf.cast(1 - reset, tf.float32)[:, None]
+      state = tf.nest.map_structure(lambda x: x * mask, state)
+    if training and self._should_train(step):
+      self._train_phase(step)
+    if state is None:
+      state = (self._dynamics.initial(len(reset)), tf.zeros([len(reset), self._actdim]))
+    amount = self._expl_amount(step, training)
+    action, state = self._policy_fn(obs, state, training, tf.constant(amount, tf.float32))
+    if training:
+      self._step.assign_add(len(reset) * self._c.action_repeat)
+    return action.numpy(), state
+
+  def load(self, filename):
+    super().load(filename)
+    self._should_pretrain()  # A restored agent was pretrained before.
+    # Episodes written after the checkpoint count; a lost unfinished one does not go back.
+    self._step.assign(max(self.step, count_steps(self._datadir, self._c)))
+
+  def train(self, data):
+    """One update of every learner on a batch of sequences; returns scalar metrics."""
+    data = {k: tf.convert_to_tensor(data[k]) for k in tools.EPISODE_KEYS}
+    return self._train_fn(data)
+
+  def _train_phase(self, step):
+    log = self._should_log(step)
+    steps = self._c.pretrain if self._should_pretrain() else self._c.train_steps
+    self._replay.update()
+    for index in range(steps):
+      data = self._replay.sample(self._c.batch_size)
+      metrics = self.train(data)
+      for key, value in metrics.items():
+        self._metrics[key].append(float(value))
+      if log and index == 0 and self._c.log_images:
+        self._image_summaries(data, step)
+    if log:
+      self._write_summaries(step)
+
+  def _policy(self, obs, state, training, amount):
+    latent, action = state
+    embed = self._encode(preprocess(obs, self._c))
+    latent, _ = self._dynamics.obs_step(latent, action, embed)
+    feat = self._dynamics.get_feat(latent)
+    if training:
+      action = self._actor(feat).sample()
+    else:
+      action = self._actor(feat).mode()
+    action = self._exploration(action, amount)
+    return action, (latent, action)
+
+  def _expl_amount(self, step, training):
+    if not training:
+      return self._c.eval_noise
+    amount = self._c.expl_amount
+    if self._c.expl_decay:
+      amount *= 0.5 ** (step / self._c.expl_decay)
+    if self._c.expl_min:
+      amount = max(self._c.expl_min, amount)
+    return amount
+
+  def _exploration(self, action, amount):
+    if self._c.expl == 'additive_gaussian':
+      noisy = tf.clip_by_value(tfd.Normal(action, amount).sample(), -1, 1)
+    elif self._c.expl == 'completely_random':
+      noisy = tf.random.uniform(tf.shape(action), -1, 1)
+    else:
+      raise NotImplementedError(self._c.expl)
+    return tf.where(amount > 0, noisy, action)
+
+  def _train(self, data):
+    data = preprocess(data, self._c)
+    with tf.GradientTape() as model_tape:
+      model_loss, outs, metrics = self._model_loss(data)
+    with tf.GradientTape() as actor_tape:
+      imag = self._imagine_ahead(outs)
+      returns, discount = self._returns(imag)
+      weights = discount * self._imag_weights(imag, outs, metrics)
+      actor_loss = self._actor_loss(imag, returns, weights, outs, metrics)
+    with tf.GradientTape() as value_tape:
+      value_loss = self._value_loss(imag, returns, weights)
+    metrics['model_grad_norm'], model_ok = self._model_opt(model_tape, model_loss)
+    metrics['actor_grad_norm'], actor_ok = self._actor_opt(actor_tape, actor_loss)
+    metrics['value_grad_norm'], value_ok = self._value_opt(value_tape, value_loss)
+    self._train_aux(outs, imag, metrics)
+    metrics['action_ent'] = tf.reduce_mean(self._actor(outs['feat']).entropy())
+    metrics.update(model_loss=model_loss, actor_loss=actor_loss, value_loss=value_loss)
+    metrics['skipped_updates'] = 3 - tf.add_n(
+        [tf.cast(ok, tf.float32) for ok in (model_ok, actor_ok, value_ok)])
+    return metrics
+
+  def _model_loss(self, data):
+    """Dreamer's eq. 10: reconstruction and reward likelihoods minus the clamped KL."""
+    embed = self._encode(data)
+    post, prior = self._dynamics.observe(embed, data['action'])
+    feat = self._dynamics.get_feat(post)
+    image_pred = self._decode(feat)
+    reward_pred = self._reward(feat)
+    likes = tools.AttrDict()
+    likes.image = tf.reduce_mean(image_pred.log_prob(data['image']))
+    likes.reward = tf.reduce_mean(reward_pred.log_prob(data['reward']))
+    if self._c.pcont:
+      pcont_pred = self._pcont(feat)
+      pcont_target = self._c.discount * data['discount']
+      likes.pcont = tf.reduce_mean(pcont_pred.log_prob(pcont_target))
+      likes.pcont *= self._c.pcont_scale
+    prior_dist = self._dynamics.get_dist(prior)
+    post_dist = self._dynamics.get_dist(post)
+    div = tf.reduce_mean(tfd.kl_divergence(post_dist, prior_dist))
+    div = tf.maximum(div, self._c.free_nats)
+    model_loss = self._c.kl_scale * div - sum(likes.values())
+    outs = dict(embed=embed, post=post, prior=prior, feat=feat, image_pred=image_pred)
+    metrics = dict(
+        prior_ent=tf.reduce_mean(prior_dist.entropy()),
+        post_ent=tf.reduce_mean(post_dist.entropy()),
+        div=div, image_loss=-likes.image, reward_loss=-likes.reward)
+    if self._c.pcont:
+      metrics['pcont_loss'] = -likes.pcont
+    return model_loss, outs, metrics
+
+  def _imagine_start(self, outs):
+    """Imagination starts from every posterior state of the batch."""
+    post = outs['post']
+    if self._c.pcont:  # The last step could be terminal.
+      post = {k: v[:, :-1] for k, v in post.items()}
+    flatten = lambda x: tf.reshape(x, [-1] + list(x.shape[2:]))
+    return {k: flatten(tf.stop_gradient(v)) for k, v in post.items()}
+
+  def _imagine_ahead(self, outs):
+    """Rolls the actor out in the model for `horizon` steps, shape (horizon, starts, ...).
+
+    Step t holds the state, its features and the action that led to it; gradients reach the
+    actor through the actions only.
+    """
+    start = self._imagine_start(outs)
+    policy = lambda state: self._actor(
+        tf.stop_gradient(self._dynamics.get_feat(state))).sample()
+    def step(prev, _):
+      action = policy(prev)
+      return dict(self._dynamics.img_step(prev, action), action=action)
+    imag = tools.static_scan(step, tf.range(self._c.horizon), start)
+    imag['feat'] = self._dynamics.get_feat(imag)
+    return imag
+
+  def _imag_reward(self, imag):
+    return self._reward(imag['feat']).mode()
+
+  def _returns(self, imag):
+    """Dreamer's eq. 6: lambda-returns, and the weight of each step's chance to be reached."""
+    reward = self._imag_reward(imag)
+    value = self._value(imag['feat']).mode()
+    if self._c.pcont:
+      pcont = self._pcont(imag['feat']).mean()
+    else:
+      pcont = self._c.discount * tf.ones_like(reward)
+    returns = tools.lambda_return(
+        reward[:-1], value[:-1], pcont[:-1],
+        bootstrap=value[-1], lambda_=self._c.disclam, axis=0)
+    discount = tf.stop_gradient(tf.math.cumprod(tf.concat(
+        [tf.ones_like(pcont[:1]), pcont[:-2]], 0), 0))
+    return returns, discount
+
+  def _imag_weights(self, imag, outs, metrics):
+    """Weights of imagined steps in the actor and value losses; Dreamer weighs all alike."""
+    return 1.0
+
+  def _actor_loss(self, imag, returns, weights, outs, metrics):
+    """Dreamer's eq. 7: maximize the lambda-returns of imagined trajectories."""
+    return -tf.reduce_mean(weights * returns)
+
+  def _value_loss(self, imag, returns, weights):
+    """Dreamer's eq. 8: regress the values to the lambda-returns."""
+    value_pred = self._value(imag['feat'])[:-1]
+    target = tf.stop_gradient(returns)
+    return -tf.reduce_mean(weights * value_pred.log_prob(target))
+
+  def _train_aux(self, outs, imag, metrics):
+    """Trains learners besides the model, actor and value; Dreamer has none."""
+
+  def _build_model(self):
+    c = self._c
+    cnn_act = ACTIVATIONS[c.cnn_act]
+    act = ACTIVATIONS[c.dense_act]
+    self._encode = models.ConvEncoder(c.cnn_depth, cnn_act)
+    self._dynamics = models.RSSM(c.stoch_size, c.deter_size, c.deter_size)
+    self._decode = models.ConvDecoder(c.cnn_depth, cnn_act)
+    self._reward = models.DenseDecoder((), 2, c.num_units, act=act)
+    if c.pcont:
+      self._pcont = models.DenseDecoder((), 3, c.num_units, 'binary', act=act)
+    self._value = models.DenseDecoder((), 3, c.num_units, act=act)
+    self._actor = models.ActionDecoder(
+        self._actdim, 4, c.num_units, c.action_dist, init_std=c.action_init_std, act=act)
+    model_modules = [self._encode, self._dynamics, self._decode, self._reward]
+    if c.pcont:
+      model_modules.append(self._pcont)
+    Optimizer = functools.partial(
+        tools.Adam, wd=c.weight_decay, clip=c.grad_clip, wdpattern=c.weight_decay_pattern)
+    self._model_opt = Optimizer('model', model_modules, c.model_lr)
+    self._value_opt = Optimizer('value', [self._value], c.value_lr)
+    self._actor_opt = Optimizer('actor', [self._actor], c.actor_lr)
+
+  def _build_variables(self):
+    # One eager pass over a dummy batch creates every variable, optimizer state included,
+    # without updating any: checkpoints load before training, and the step traces once.
+    data = dict(
+        image=np.zeros((1, 2, 64, 64, 3), np.uint8),
+        action=np.zeros((1, 2, self._actdim), np.float32),
+        reward=np.zeros((1, 2), np.float32), discount=np.ones((1, 2), np.float32))
+    with tools.Adam.building():
+      self._train(data)
+    self._policy(
+        {'image': data['image'][0]},
+        (self._dynamics.initial(2), tf.zeros([2, self._actdim])), False, 0.0)
+
+  def _openl(self, data):
+    """Ground truth, reconstruction of the first frames then open-loop prediction, error."""
+    data = preprocess({k: v[:6] for k, v in data.items()}, self._c)
+    context = min(5, self._c.batch_length - 1)
+    embed = self._encode(data)
+    post, _ = self._dynamics.observe(embed[:, :context], data['action'][:, :context])
+    recon = self._decode(self._dynamics.get_feat(post)).mode()
+    init = {k: v[:, -1] for k, v in post.items()}
+    prior = self._dynamics.imagine(data['action'][:, context:], init)
+    openl = self._decode(self._dynamics.get_feat(prior)).mode()
+    truth = data['image'] + 0.5
+    model = tf.concat([recon + 0.5, openl + 0.5], 1)
+    error = (model - truth + 1) / 2
+    return tf.concat([truth, model, error], 2)
+
+  def _image_summaries(self, data, step):
+    video = self._openl_fn({k: tf.convert_to_tensor(data[k]) for k in tools.EPISODE_KEYS})
+    self._logger.video(step, 'agent/openl', video.numpy())
+
+  def _write_summaries(self, step):
+    metrics = {k: np.mean(v) for k, v in self._metrics.items()}
+    self._metrics.clear()
+    fps = self._logger.rate(step)
+    if fps is not None:
+      metrics['fps'] = fps
+    if self._c.log_scalars:
+      self._logger.write(step, metrics, 'agent')
+    self._logger.progress(step, metrics)
+    self._logger.flush()
+
+
+def preprocess(obs, config):
+  obs = dict(obs)
+  obs['image'] = tf.cast(obs['image'], tf.float32) / 255.0 - 0.5
+  if 'reward' in obs:
+    clip_rewards = dict(none=lambda x: x, tanh=tf.tanh)[config.clip_rewards]
+    obs['reward'] = clip_rewards(obs['reward'])
+  return obs
+
+
+def count_steps(datadir, config):
+  return tools.count_episodes(datadir)[1] * config.action_repeat
+
+
+def summarize_episode(episode, config, datadir, logger, prefix):
+  episodes, steps = tools.count_episodes(datadir)
+  length = (len(episode['reward']) - 1) * config.action_repeat
+  ret = episode['reward'].sum()
+  print(f'{prefix.title()} episode of length {length} with return {ret:.1f}.')
+  metrics = {
+      f'{prefix}/return': float(ret),
+      f'{prefix}/length': len(episode['reward']) - 1,
+      'episodes': episodes}
+  step = steps * config.action_repeat
+  logger.write(step, metrics, 'sim')
+  if prefix == 'test' and config.log_images:
+    logger.video(step, f'sim/{prefix}/video', episode['image'][None])
+
+
+def make_env(config, logger, prefix, datadir, store, index=0):
+  suite, task = config.task.split('_', 1)
+  assert suite == 'dmc', config.task
+  # Distinct, reproducible seeds for every environment of a run.
+  seed = int(np.random.SeedSequence(
+      [config.seed, int(prefix == 'test'), index]).generate_state(1)[0])
+  ctor = functools.partial(
+      wrappers.make_dmc, task, config.action_repeat, config.time_limit, seed)
+  env = wrappers.Async(ctor, config.parallel)
+  callbacks = []
+  if store:
+    callbacks.append(lambda ep: tools.save_episodes(datadir, [ep]))
+  callbacks.append(lambda ep: summarize_episode(ep, config, datadir, logger, prefix))
+  return wrappers.Collect(env, callbacks)
+
+
+def check_config(config):
+  """Raises ValueError for values that would fail late or train something else than asked."""
+  suite, _, task = config.task.partition('_')
+  if suite != 'dmc' or not task:
+    raise ValueError(f"unknown task '{config.task}': tasks are named dmc_<domain>_<task>")
+  try:
+    wrappers.parse_task(task)
+  except ValueError as e:
+    raise ValueError(f"unknown task '{config.task}': {e}") from None
+  for key in (
+      'steps', 'eval_every', 'log_every', 'envs', 'action_repeat', 'time_limit',
+      'deter_size', 'stoch_size', 'num_units', 'cnn_depth', 'batch_size', 'train_every',
+      'train_steps', 'horizon'):
+    if config[key] < 1:
+      raise ValueError(f'--{key} must be positive, got {config[key]}')
+  for key in (
+      'prefill', 'pretrain', 'dataset_size', 'free_nats', 'kl_scale', 'expl_amount',
+      'expl_decay', 'expl_min', 'eval_noise', 'weight_decay', 'grad_clip'):
+    if config[key] < 0:
+      raise ValueError(f'--{key} must not be negative, got {config[key]}')
+  if config.horizon < 2:
+    raise ValueError(f'--horizon must be at least 2, got {config.horizon}')
+  episode = config.time_limit // config.action_repeat + 1
+  if not 2 <= config.batch_length <= episode:
+    raise ValueError(
+        f'--batch_length must be between 2 and the episode length {episode} '
+        f'(time_limit / action_repeat + 1), got {config.batch_length}')
+  if not 0 <= config.discount <= 1 or not 0 <= config.disclam <= 1:
+    raise ValueError('--discount and --disclam must lie in [0, 1]')
+
+
+def parse_flags(config, argv=None, choices=None, adjust=None):
+  """Parses `--key value` flags for every config key; a bad flag exits with one line.
+
+  `adjust(config, given)` may set defaults that depend on other flags and on which were given.
+  """
+  prog = pathlib.Path(sys.argv[0]).name
+  config, given = tools.parse_flags(config, argv, {**CHOICES, **(choices or {})}, prog)
+  if adjust:
+    adjust(config, given)
+  try:
+    check_config(config)
+  except ValueError as e:
+    sys.exit(f'{prog}: error: {e}')
+  return config
+
+
+def setup(config):
+  if config.gpu_growth:
+    for gpu in tf.config.list_physical_devices('GPU'):
+      tf.config.experimental.set_memory_growth(gpu, True)
+  prec.set_global_policy('mixed_float16' if config.precision == 16 else 'float32')
+  random.seed(config.seed)
+  np.random.seed(config.seed)
+  tf.random.set_seed(config.seed)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
+def main(config, agent_class=None):
+  agent_class = agent_class or Dreamer
+  config.logdir = pathlib.Path(config.logdir).expanduser()
+  setup(config)
+  datadir = config.logdir / 'episodes'
+  datadir.mkdir(parents=True, exist_ok=True)
+  tools.remove_temporary(config.logdir)
+  tools.remove_temporary(datadir)
+  print('Logdir', config.logdir)
+  writer = tf.summary.create_file_writer(
+      str(config.logdir), max_queue=1000, flush_millis=20000)
+  logger = tools.Logger(config.logdir, writer, config.steps)
+  train_envs = [
+      make_env(config, logger, 'train', datadir, store=True, index=i)
+      for i in range(config.envs)]
+  test_envs = [
+      make_env(config, logger, 'test', datadir, store=False, index=i)
+      for i in range(config.envs)]
+  try:
+    actspace = train_envs[0].action_space
+    # Prefill dataset with random episodes.
+    step = count_steps(datadir, config)
+    prefill = max(0, config.prefill - step)
+    print(f'Prefill dataset with {prefill} steps.')
+    random = np.random.RandomState(config.seed)
+    random_agent = lambda o, d, _: ([actspace.sample(random) for _ in d], None)
+    tools.simulate(random_agent, train_envs, -(-prefill // config.action_repeat))
+    logger.flush()
+    # Train and regularly evaluate the agent.
+    agent = agent_class(config, datadir, actspace, logger)
+    checkpoint = config.logdir / 'variables.pkl'
+    if checkpoint.exists():
+      agent.load(checkpoint)
+      print(f'Loaded checkpoint at step {agent.step}.')
+    print(f'Simulating agent for {config.steps - agent.step} steps.')
+    state = None
+    while agent.step < config.steps:
+      print('Start evaluation.')
+      tools.simulate(functools.partial(agent, training=False), test_envs, episodes=1)
+      logger.flush()
+      print('Start collection.')
+      steps = config.eval_every // config.action_repeat
+      state = tools.simulate(agent, train_envs, steps, state=state)
+      agent.save(checkpoint)
+  finally:
+    for env in train_envs + test_envs:
+      env.close()
+    logger.flush()
+
+
+if __name__ == '__main__':
+  main(parse_flags(define_config()))

@@ -1,0 +1,28 @@
+import setuptools
+
+setuptools.setup(
+    name='dreamer-bird-idm',
+    version='0.1.0',
+    description=(
+        'Dreamer and its extensions BIRD and IDM: model-based reinforcement learning from '
+        'pixels in TensorFlow 2'),
+    py_modules=['dreamer', 'models', 'tools', 'wrappers'],
+    python_requires='>=3.10,<3.14',
+    install_requires=[
+        # tf_keras must match TensorFlow's minor version; TFP 0.25 is the release for TF 2.19+.
+        'tensorflow>=2.21,<2.22',
+        'tf_keras>=2.21,<2.22',
+        'tensorflow-probability>=0.25,<0.26',
+        'tensorboard>=2.21,<2.22',
+        # dm_control 1.0.50 fails with mujoco 4 (reference §1).
+        'dm_control==1.0.50',
+        'mujoco>=3.17,<4',
+        'numpy>=1.26,<3',
+        'absl-py>=2',
+        'pillow>=10',  # GIFs are encoded in-process: no ffmpeg needed.
+    ],
+    extras_require={
+        'test': ['pytest>=8'],
+        'gpu': ['tensorflow[and-cuda]>=2.21,<2.22'],
+    },
+)

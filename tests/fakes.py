@@ -1,0 +1,50 @@
+"""Stand-in environments for wrapper tests; numpy only, so spawned workers can import them."""
+
+import os
+
+import numpy as np
+
+import wrappers
+
+
+class CountingEnv:
+  """Rewards 1 per step, ends after `length` steps, counts renders; images show the step."""
+
+  def __init__(self, length=10):
+    self.length = length
+    self.renders = 0
+    self.steps = 0
+    self.actions = []
+
+  @property
+  def action_space(self):
+    return wrappers.Box(-2 * np.ones(2), 4 * np.ones(2))
+
+  @property
+  def observation_space(self):
+    return {'image': wrappers.Box(np.zeros((4, 4, 3)), 255 * np.ones((4, 4, 3)), np.uint8)}
+
+  def reset(self):
+    self.steps = 0
+    return {'image': self.render()}
+
+  def step(self, action, render=True):
+    self.steps += 1
+    self.actions.append(np.array(action))
+    done = self.steps >= self.length
+    obs = {'image': self.render()} if render else {}
+    return obs, np.float32(1.0), done, {'discount': np.float32(0.0 if done else 1.0)}
+
+  def render(self):
+    self.renders += 1
+    return np.full((4, 4, 3), self.steps % 256, np.uint8)
+
+  def pid(self):
+    return os.getpid()
+
+  def close(self):
+    pass
+
+
+def make_counting(length=10):
+  return wrappers.TimeLimit(CountingEnv(length), 1000)

@@ -1,0 +1,230 @@
+"""The agent: losses, gradient routing, override points, checkpoints, precision, compilation."""
+
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_keras import mixed_precision as prec
+
+import dreamer
+import tools
+from helpers import make_agent, random_batch, tiny_config
+
+
+def variables_of(*modules):
+  return [v for m in modules for v in m.trainable_variables]
+
+
+def snapshot(agent):
+  return {name: var.numpy().copy() for name, var in agent.named_variables().items()}
+
+
+def changed(before, after, prefix):
+  return [n for n in before if n.startswith(prefix) and not np.array_equal(before[n], after[n])]
+
+
+def set_learning_rate(optimizer, value):
+  optimizer._opt.learning_rate.assign(value)
+
+
+@pytest.fixture
+def agent(tmp_path):
+  return make_agent(tiny_config(tmp_path))
+
+
+def test_free_nats_clamp(tmp_path):
+  agent = make_agent(tiny_config(tmp_path, free_nats=1e6))
+  batch = dreamer.preprocess(random_batch(agent._c), agent._c)
+  prior_head = variables_of(agent._dynamics._modules['img2'], agent._dynamics._modules['img3'])
+  with tf.GradientTape() as tape:
+    loss, outs, metrics = agent._model_loss(batch)
+  assert metrics['div'].numpy() == 1e6
+  # The prior's head only enters the loss through the KL, which the clamp cuts off.
+  assert all(g is None or np.all(g.numpy() == 0) for g in tape.gradient(loss, prior_head))
+  agent._c.free_nats = 0.0
+  with tf.GradientTape() as tape:
+    loss, outs, metrics = agent._model_loss(batch)
+  kl = tools.tfd.kl_divergence(
+      agent._dynamics.get_dist(outs['post']), agent._dynamics.get_dist(outs['prior']))
+  np.testing.assert_allclose(metrics['div'].numpy(), tf.reduce_mean(kl).numpy(), rtol=1e-6)
+  assert all(np.any(g.numpy() != 0) for g in tape.gradient(loss, prior_head))
+
+
+def test_model_loss_reaches_every_world_model_part(tmp_path):
+  agent = make_agent(tiny_config(tmp_path, free_nats=0.0))  # No clamp: the KL reaches the prior.
+  batch = dreamer.preprocess(random_batch(agent._c), agent._c)
+  modules = dict(
+      encoder=agent._encode, dynamics=agent._dynamics, decoder=agent._decode,
+      reward=agent._reward, actor=agent._actor, value=agent._value)
+  with tf.GradientTape() as tape:
+    loss, _, _ = agent._model_loss(batch)
+  grads = tape.gradient(loss, {k: v.trainable_variables for k, v in modules.items()})
+  for name in ('encoder', 'dynamics', 'decoder', 'reward'):
+    assert grads[name], name
+    assert all(g is not None and np.any(g.numpy() != 0) for g in grads[name]), name
+  for name in ('actor', 'value'):
+    assert all(g is None for g in grads[name]), name
+
+
+def test_actor_loss_updates_only_the_actor(agent):
+  set_learning_rate(agent._model_opt, 0.0)
+  set_learning_rate(agent._value_opt, 0.0)
+  before = snapshot(agent)
+  metrics = agent.train(random_batch(agent._c))
+  after = snapshot(agent)
+  assert metrics['actor_grad_norm'] > 0
+  assert changed(before, after, '_actor/')
+  for prefix in ('_encode/', '_dynamics/', '_decode/', '_reward/', '_value/'):
+    assert not changed(before, after, prefix), prefix
+
+
+def test_value_loss_updates_only_the_value(agent):
+  set_learning_rate(agent._model_opt, 0.0)
+  set_learning_rate(agent._actor_opt, 0.0)
+  before = snapshot(agent)
+  agent.train(random_batch(agent._c))
+  after = snapshot(agent)
+  assert changed(before, after, '_value/')
+  for prefix in ('_encode/', '_dynamics/', '_decode/', '_reward/', '_actor/'):
+    assert not changed(before, after, prefix), prefix
+  # No gradient of the value loss leaks into the actor or the world model.
+  data = dreamer.preprocess(random_batch(agent._c), agent._c)
+  _, outs, metrics = agent._model_loss(data)
+  imag = agent._imagine_ahead(outs)
+  returns, discount = agent._returns(imag)
+  with tf.GradientTape() as tape:
+    loss = agent._value_loss(imag, returns, discount)
+  others = variables_of(agent._actor, agent._encode, agent._dynamics, agent._reward)
+  assert all(g is None for g in tape.gradient(loss, others))
+
+
+def test_world_model_update_leaves_actor_and_value(agent):
+  set_learning_rate(agent._actor_opt, 0.0)
+  set_learning_rate(agent._value_opt, 0.0)
+  before = snapshot(agent)
+  agent.train(random_batch(agent._c))
+  after = snapshot(agent)
+  for prefix in ('_encode/', '_dynamics/', '_decode/', '_reward/'):
+    assert changed(before, after, prefix), prefix
+  assert not changed(before, after, '_actor/') and not changed(before, after, '_value/')
+
+
+class ZeroWeights(dreamer.Dreamer):
+
+  def _imag_weights(self, imag, outs, metrics):
+    metrics['override_used'] = tf.constant(1.0)
+    return tf.zeros_like(imag['feat'][:-1, :, 0])
+
+
+class ConstantActorLoss(dreamer.Dreamer):
+
+  def _actor_loss(self, imag, returns, weights, outs, metrics):
+    return tf.constant(42.0) + 0 * super()._actor_loss(imag, returns, weights, outs, metrics)
+
+
+def test_overridden_steps_are_used(tmp_path):
+  agent = make_agent(tiny_config(tmp_path / 'a'), ZeroWeights)
+  metrics = agent.train(random_batch(agent._c))
+  assert metrics['override_used'] == 1.0
+  # Zero weights silence the actor and value objectives, not the model's.
+  assert metrics['actor_grad_norm'] == 0 and metrics['value_grad_norm'] == 0
+  assert metrics['model_grad_norm'] > 0
+  agent = make_agent(tiny_config(tmp_path / 'b'), ConstantActorLoss)
+  assert agent.train(random_batch(agent._c))['actor_loss'] == 42.0
+
+
+def test_imagination_shapes_and_actions(agent):
+  data = dreamer.preprocess(random_batch(agent._c), agent._c)
+  _, outs, _ = agent._model_loss(data)
+  imag = agent._imagine_ahead(outs)
+  starts = agent._c.batch_size * agent._c.batch_length
+  assert imag['feat'].shape == (agent._c.horizon, starts, 4 + 8)
+  assert imag['action'].shape == (agent._c.horizon, starts, 2)
+  assert np.all(np.abs(imag['action'].numpy()) <= 1)
+  returns, discount = agent._returns(imag)
+  assert returns.shape == discount.shape == (agent._c.horizon - 1, starts)
+  np.testing.assert_allclose(discount[:, 0].numpy(), 0.99 ** np.arange(agent._c.horizon - 1),
+                             rtol=1e-5)
+
+
+def test_policy_traces_once_per_mode(agent):
+  obs = {'image': np.zeros((2, 64, 64, 3), np.uint8)}
+  state = None
+  for index in range(4):
+    action, state = agent(obs, np.array([index == 0, False]), state, training=False)
+    assert action.shape == (2, 2) and np.all(np.abs(action) <= 1)
+  for index in range(3):
+    action, state = agent(obs, np.array([True, False]), state, training=False)
+  assert agent._policy_fn.experimental_get_tracing_count() == 1
+
+
+def test_checkpoint_round_trip_includes_optimizer_state_and_step(tmp_path):
+  first = make_agent(tiny_config(tmp_path / 'a'))
+  first.train(random_batch(first._c))
+  first._step.assign(1234)
+  first.save(tmp_path / 'variables.pkl')
+  names = first.named_variables()
+  assert any('_model_opt/slots' in n for n in names) and '_step' in names
+  second = make_agent(tiny_config(tmp_path / 'b', seed=1))
+  second.load(tmp_path / 'variables.pkl')
+  assert second.step == 1234
+  for (name, a), b in zip(snapshot(first).items(), snapshot(second).values()):
+    np.testing.assert_array_equal(a, b, err_msg=name)
+  assert int(second._model_opt._opt.iterations.numpy()) == 1
+
+
+def test_checkpoint_of_other_config_fails_with_the_variable(tmp_path):
+  make_agent(tiny_config(tmp_path / 'a')).save(tmp_path / 'variables.pkl')
+  other = make_agent(tiny_config(tmp_path / 'b', deter_size=10))
+  before = snapshot(other)
+  with pytest.raises(
+      tools.CheckpointError, match=r'variable _\w+/\S+ has shape \(.*\) there but \(.*\) here'):
+    other.load(tmp_path / 'variables.pkl')
+  after = snapshot(other)
+  assert all(np.array_equal(before[n], after[n]) for n in before)
+
+
+def test_corrupt_checkpoint_fails_clearly_and_stays(tmp_path, agent):
+  path = tmp_path / 'variables.pkl'
+  agent.save(path)
+  path.write_bytes(path.read_bytes()[:1000])
+  content = path.read_bytes()
+  with pytest.raises(tools.CheckpointError, match='not a readable checkpoint'):
+    agent.load(path)
+  path.write_bytes(pickle.dumps([1, 2, 3]))
+  with pytest.raises(tools.CheckpointError, match='not a readable checkpoint'):
+    agent.load(path)
+  assert content != path.read_bytes()  # The test wrote it; loading never writes.
+
+
+def test_mixed_precision_keeps_losses_and_densities_float32(tmp_path):
+  try:
+    agent = make_agent(tiny_config(tmp_path, precision=16))
+    assert agent._encode._modules['h1'].compute_dtype == 'float16'
+    loss_scale = lambda: float(agent._model_opt._opt.loss_scale.numpy())
+    initial = loss_scale()
+    # Early float16 overflows are the loss scale optimizer's to skip, not errors.
+    for seed in range(20):
+      metrics = agent.train(random_batch(agent._c, seed=seed))
+      assert metrics['skipped_updates'] == 0
+      if np.isfinite(metrics['model_grad_norm'].numpy()):
+        break
+    assert loss_scale() < initial
+    for name, value in metrics.items():
+      assert value.dtype == tf.float32, name
+      assert np.isfinite(value.numpy()), name
+    data = dreamer.preprocess(random_batch(agent._c), agent._c)
+    _, outs, _ = agent._model_loss(data)
+    assert outs['feat'].dtype == tf.float32
+    assert agent._actor(outs['feat']).entropy().dtype == tf.float32
+  finally:
+    prec.set_global_policy('float32')
+
+
+def test_train_step_is_one_graph(agent):
+  batch = random_batch(agent._c)
+  for seed in range(3):
+    metrics = agent.train(random_batch(agent._c, seed=seed))
+  assert agent._train_fn.experimental_get_tracing_count() == 1
+  assert all(np.isfinite(v.numpy()) for v in metrics.values())

@@ -1,0 +1,67 @@
+import numpy as np
+import tensorflow as tf
+
+import models
+
+
+def test_rssm_observe_and_imagine_shapes():
+  rssm = models.RSSM(stoch=4, deter=6, hidden=5)
+  embed = tf.random.normal([3, 7, 10])
+  action = tf.random.normal([3, 7, 2])
+  post, prior = rssm.observe(embed, action)
+  for state in (post, prior):
+    assert state['stoch'].shape == (3, 7, 4) and state['mean'].shape == (3, 7, 4)
+    assert state['std'].shape == (3, 7, 4) and state['deter'].shape == (3, 7, 6)
+    assert np.all(state['std'].numpy() > 0.1 - 1e-6)
+  assert rssm.get_feat(post).shape == (3, 7, 10)
+  imagined = rssm.imagine(action[:, :5], {k: v[:, -1] for k, v in post.items()})
+  assert imagined['stoch'].shape == (3, 5, 4) and imagined['deter'].shape == (3, 5, 6)
+
+
+def test_posterior_keeps_the_priors_deterministic_state():
+  rssm = models.RSSM(stoch=4, deter=6, hidden=5)
+  post, prior = rssm.observe(tf.random.normal([2, 5, 10]), tf.random.normal([2, 5, 2]))
+  np.testing.assert_array_equal(post['deter'].numpy(), prior['deter'].numpy())
+  # The posterior sees the embedding, the prior does not.
+  assert not np.allclose(post['mean'].numpy(), prior['mean'].numpy())
+
+
+def test_observe_matches_stepwise_obs_step():
+  rssm = models.RSSM(stoch=4, deter=6, hidden=5)
+  embed = tf.random.normal([2, 3, 10])
+  action = tf.random.normal([2, 3, 2])
+  tf.random.set_seed(1)
+  post, _ = rssm.observe(embed, action)
+  tf.random.set_seed(1)
+  state = rssm.initial(2)
+  for t in range(3):
+    state, _ = rssm.obs_step(state, action[:, t], embed[:, t])
+  np.testing.assert_allclose(post['deter'][:, -1].numpy(), state['deter'].numpy(), atol=1e-5)
+
+
+def test_conv_encoder_and_decoder_shapes():
+  encoder = models.ConvEncoder(depth=4)
+  embed = encoder({'image': tf.zeros([2, 3, 64, 64, 3])})
+  assert embed.shape == (2, 3, 128) and embed.dtype == tf.float32
+  decoder = models.ConvDecoder(depth=4)
+  dist = decoder(tf.zeros([2, 3, 10]))
+  assert dist.mean().shape == (2, 3, 64, 64, 3)
+  assert dist.log_prob(tf.zeros([2, 3, 64, 64, 3])).shape == (2, 3)
+
+
+def test_dense_decoder_distributions():
+  normal = models.DenseDecoder((), 2, 8)(tf.zeros([4, 5]))
+  assert normal.mode().shape == (4,) and normal.log_prob(tf.zeros(4)).shape == (4,)
+  binary = models.DenseDecoder((), 2, 8, 'binary')(tf.zeros([4, 5]))
+  assert binary.mean().shape == (4,) and np.all((binary.mean().numpy() >= 0))
+
+
+def test_action_decoder_bounded_samples_and_initial_std():
+  actor = models.ActionDecoder(3, 2, 8, init_std=5.0)
+  dist = actor(tf.zeros([1000, 6]))
+  sample = dist.sample().numpy()
+  assert sample.shape == (1000, 3) and np.all(np.abs(sample) <= 1)
+  # Zero features: the pre-tanh std is init_std, so most actions are near the bounds.
+  assert np.mean(np.abs(sample) > 0.9) > 0.6
+  assert np.all(np.isfinite(dist.entropy().numpy()))
+  assert np.all(np.abs(dist.mode().numpy()) <= 1)

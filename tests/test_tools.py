@@ -1,0 +1,212 @@
+import io
+import pathlib
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tools
+from helpers import random_episode
+
+
+def numpy_lambda_return(reward, value, pcont, bootstrap, lambda_):
+  """R_t = r_t + g_t ((1 - l) v_{t+1} + l R_{t+1}) with v_T = R_T = bootstrap, time first."""
+  returns = np.zeros_like(reward)
+  following = bootstrap
+  for t in reversed(range(len(reward))):
+    next_value = value[t + 1] if t + 1 < len(reward) else bootstrap
+    following = reward[t] + pcont[t] * ((1 - lambda_) * next_value + lambda_ * following)
+    returns[t] = following
+  return returns
+
+
+@pytest.mark.parametrize('lambda_', [0.0, 0.95, 1.0])
+def test_lambda_return_matches_numpy(lambda_):
+  random = np.random.RandomState(0)
+  reward, value = random.normal(size=(2, 7, 5)).astype(np.float32)
+  pcont = random.uniform(0.5, 1, (7, 5)).astype(np.float32)
+  bootstrap = random.normal(size=5).astype(np.float32)
+  expected = numpy_lambda_return(reward, value, pcont, bootstrap, lambda_)
+  actual = tools.lambda_return(reward, value, pcont, bootstrap, lambda_, axis=0)
+  np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-5, atol=1e-5)
+  # The same along axis 1 (batch first).
+  actual = tools.lambda_return(reward.T, value.T, pcont.T, bootstrap, lambda_, axis=1)
+  np.testing.assert_allclose(actual.numpy().T, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lambda_return_limits():
+  reward = np.ones((3, 1), np.float32)
+  value = 10 * np.ones((3, 1), np.float32)
+  bootstrap = np.array([20.0], np.float32)
+  # lambda 1: discounted Monte Carlo return with the bootstrap at the end.
+  mc = tools.lambda_return(reward, value, 0.5, bootstrap, 1.0, axis=0).numpy()[:, 0]
+  np.testing.assert_allclose(mc, [1 + 0.5 * (1 + 0.5 * (1 + 0.5 * 20)), 1 + 0.5 * (1 + 0.5 * 20),
+                                  1 + 0.5 * 20])
+  # lambda 0: one-step targets.
+  td = tools.lambda_return(reward, value, 0.5, bootstrap, 0.0, axis=0).numpy()[:, 0]
+  np.testing.assert_allclose(td, [6, 6, 11])
+
+
+def test_static_scan_nested_and_reverse():
+  inputs = tf.constant([1.0, 2.0, 3.0])
+  fn = lambda last, x: {'sum': last['sum'] + x, 'count': last['count'] + 1}
+  out = tools.static_scan(fn, inputs, {'sum': 0.0, 'count': 0.0})
+  np.testing.assert_allclose(out['sum'].numpy(), [1, 3, 6])
+  np.testing.assert_allclose(out['count'].numpy(), [1, 2, 3])
+  out = tools.static_scan(fn, inputs, {'sum': 0.0, 'count': 0.0}, reverse=True)
+  np.testing.assert_allclose(out['sum'].numpy(), [6, 5, 3])
+  # Outputs may carry more keys than the start.
+  out = tools.static_scan(lambda last, x: {'a': last['a'] + x, 'b': x}, inputs, {'a': 0.0})
+  np.testing.assert_allclose(out['b'].numpy(), [1, 2, 3])
+
+
+def test_tanh_bijector_log_det_matches_numeric_derivative():
+  bijector = tools.TanhBijector()
+  x = np.linspace(-4, 4, 41)
+  eps = 1e-5
+  numeric = np.log((np.tanh(x + eps) - np.tanh(x - eps)) / (2 * eps))
+  actual = bijector.forward_log_det_jacobian(tf.constant(x), event_ndims=0).numpy()
+  np.testing.assert_allclose(actual, numeric, rtol=1e-5, atol=1e-6)
+  # Inverse log-det is the negative at the preimage.
+  y = np.tanh(x[5:-5]).astype(np.float32)
+  inverse = bijector.inverse_log_det_jacobian(tf.constant(y), event_ndims=0).numpy()
+  np.testing.assert_allclose(inverse, -numeric[5:-5], rtol=1e-3, atol=1e-3)
+
+
+def test_tanh_normal_entropy_and_mode_finite_when_saturated():
+  tfd = tools.tfd
+  # std 20 before the tanh: most float32 samples are exactly +-1.
+  mean = tf.constant([[0.0, 0.0], [3.0, -3.0]])
+  dist = tfd.Independent(tfd.TransformedDistribution(
+      tfd.Normal(mean, 20.0), tools.TanhBijector()), 1)
+  dist = tools.SampleDist(dist)
+  assert np.all(np.isfinite(dist.entropy().numpy()))
+  assert np.all(np.abs(dist.mode().numpy()) <= 1)
+  assert np.all(np.isfinite(dist.log_prob(tf.ones([2, 2])).numpy()))
+
+
+def test_sample_dist_mode_is_chosen_per_batch_element():
+  tfd = tools.tfd
+  dist = tools.SampleDist(tfd.Independent(tfd.Normal([[-3.0], [5.0]], 0.01), 1), samples=50)
+  np.testing.assert_allclose(dist.mode().numpy(), [[-3.0], [5.0]], atol=0.05)
+
+
+def test_args_type():
+  assert tools.args_type(True)('False') is False
+  assert tools.args_type(5)('1e6') == 1000000
+  assert tools.args_type(0.5)('1e-3') == 0.001
+  assert tools.args_type(pathlib.Path('.'))('~/x') == pathlib.Path('~/x').expanduser()
+  with pytest.raises(Exception, match='True or False'):
+    tools.args_type(True)('yes')
+  with pytest.raises(Exception, match='integer'):
+    tools.args_type(5)('1.5')
+
+
+def test_parse_flags_one_line_errors(capsys):
+  config = tools.AttrDict(steps=10, parallel='none', flag=True)
+  parsed, given = tools.parse_flags(config, ['--steps', '2e3', '--flag', 'False'], prog='x')
+  assert parsed == {'steps': 2000, 'parallel': 'none', 'flag': False}
+  assert given == {'steps', 'flag'}
+  for argv in (['--unknown', '1'], ['--steps', 'many'], ['--parallel', 'gpu'], ['--step', '1']):
+    with pytest.raises(SystemExit) as error:
+      tools.parse_flags(config, argv, {'parallel': ['none', 'thread']}, prog='x')
+    assert str(error.value).startswith('x: error: ')
+    assert '\n' not in str(error.value)
+
+
+def test_episode_round_trip_and_count(tmp_path):
+  episodes = [random_episode(11, seed=0), random_episode(21, seed=1)]
+  filenames = tools.save_episodes(tmp_path, episodes)
+  assert [tools.episode_length(f) for f in filenames] == [11, 21]
+  assert tools.count_episodes(tmp_path) == (2, 10 + 20)
+  for filename, episode in zip(filenames, episodes):
+    loaded = tools.load_episode(filename)
+    assert set(loaded) == set(tools.EPISODE_KEYS)
+    for key in episode:
+      np.testing.assert_array_equal(loaded[key], episode[key])
+      assert loaded[key].dtype == episode[key].dtype
+  assert not list(tmp_path.glob('.*.tmp'))
+
+
+def test_write_atomic_keeps_old_file_when_writing_fails(tmp_path):
+  target = tmp_path / 'file.pkl'
+  tools.write_atomic(target, lambda f: f.write(b'old'))
+  def broken(f):
+    f.write(b'partial')
+    raise RuntimeError('killed')
+  with pytest.raises(RuntimeError):
+    tools.write_atomic(target, broken)
+  assert target.read_bytes() == b'old'
+  assert list(tmp_path.iterdir()) == [target]
+
+
+def test_replay_skips_corrupt_files(tmp_path, capsys):
+  good = tools.save_episodes(tmp_path, [random_episode(11, seed=0)])[0]
+  truncated = tools.save_episodes(tmp_path, [random_episode(11, seed=1)])[0]
+  truncated.write_bytes(truncated.read_bytes()[:300])
+  (tmp_path / '20200101T000000-garbage-11.npz').write_bytes(b'not a zip file')
+  missing = tmp_path / '20200101T000001-missing-11.npz'
+  np.savez(missing, image=np.zeros((11, 64, 64, 3), np.uint8))
+  replay = tools.Replay(tmp_path, length=5)
+  replay.update()
+  assert list(replay.episodes) == [good]
+  assert capsys.readouterr().err.count('Warning: skipping episode') == 3
+  replay.update()  # Known bad files are not read and reported again.
+  assert capsys.readouterr().err == ''
+  batch = replay.sample(4)
+  assert batch['image'].shape == (4, 5, 64, 64, 3)
+  assert batch['action'].shape == (4, 5, 2)
+
+
+def test_replay_samples_contiguous_sequences(tmp_path):
+  episode = random_episode(30, seed=0)
+  episode['reward'] = np.arange(30, dtype=np.float32)
+  tools.save_episodes(tmp_path, [episode])
+  replay = tools.Replay(tmp_path, length=6, seed=1)
+  replay.update()
+  rewards = replay.sample(200)['reward']
+  np.testing.assert_array_equal(np.diff(rewards, axis=1), 1)
+  starts = rewards[:, 0]
+  assert starts.min() == 0 and starts.max() == 24  # Both ends are reachable.
+
+
+def test_replay_capacity_keeps_newest_episodes(tmp_path):
+  for index in range(5):
+    episode = random_episode(11, seed=index)
+    episode['reward'][:] = index
+    tools.save_episodes(tmp_path, [episode])
+  replay = tools.Replay(tmp_path, length=5, capacity=25)
+  replay.update()
+  assert len(replay.episodes) == 2  # 10 steps each: the newest two fit in 25.
+  assert set(np.unique(replay.sample(100)['reward'])) == {3.0, 4.0}
+  for index in range(5, 7):
+    episode = random_episode(11, seed=index)
+    episode['reward'][:] = index
+    tools.save_episodes(tmp_path, [episode])
+  replay.update()
+  assert set(np.unique(replay.sample(100)['reward'])) == {5.0, 6.0}
+
+
+def test_replay_rejects_short_episodes(tmp_path):
+  tools.save_episodes(tmp_path, [random_episode(4)])
+  replay = tools.Replay(tmp_path, length=5)
+  replay.update()
+  with pytest.raises(ValueError, match='batch_length=5'):
+    replay.sample(2)
+
+
+def test_every_and_once():
+  every = tools.Every(10)
+  assert [every(s) for s in (0, 5, 10, 15, 20, 35)] == [True, False, True, False, True, True]
+  once = tools.Once()
+  assert [once(), once()] == [True, False]
+
+
+def test_encode_gif_round_trip():
+  from PIL import Image
+  video = np.random.RandomState(0).uniform(0, 1, (2, 5, 8, 8, 3))
+  frames = tools.video_grid(video)
+  assert frames.shape == (5, 8, 16, 3) and frames.dtype == np.uint8
+  image = Image.open(io.BytesIO(tools.encode_gif(frames, fps=10)))
+  assert image.format == 'GIF' and image.size == (16, 8) and image.n_frames == 5
