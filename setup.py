@@ -6,7 +6,7 @@ setuptools.setup(
     description=(
         'Dreamer and its extensions BIRD and IDM: model-based reinforcement learning from '
         'pixels in TensorFlow 2'),
-    py_modules=['dreamer', 'bird', 'models', 'tools', 'wrappers'],
+    py_modules=['dreamer', 'bird', 'idm', 'models', 'tools', 'wrappers'],
     python_requires='>=3.10,<3.14',
     install_requires=[
         # tf_keras must match TensorFlow's minor version; TFP 0.25 is the release for TF 2.19+.
