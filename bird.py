@@ -38,7 +38,8 @@ def confidence_weights(logprob, clip):
   Summed over the horizon, standardized over the batch, shifted to 1, clipped to 1 +- clip.
   """
   confidence = tf.reduce_sum(logprob, 0)
-  mean, std = tf.reduce_mean(confidence), tf.math.reduce_std(confidence)
+  # Statistics of the whole batch, also when replicas each hold a part of it.
+  mean, std = tools.batch_mean(confidence), tools.batch_std(confidence)
   weight = (confidence - mean) / (std + 1e-9) + 1
   return tf.stop_gradient(tf.clip_by_value(weight, 1 - clip, 1 + clip)), confidence
 
@@ -65,8 +66,8 @@ class BIRD(dreamer.Dreamer):
     logprob = self._dynamics.get_dist(imag).log_prob(imag['stoch'])
     weight, confidence = confidence_weights(logprob, self._c.reweight_clip)
     metrics.update(
-        confidence=tf.reduce_mean(confidence), confidence_std=tf.math.reduce_std(confidence),
-        weight_mean=tf.reduce_mean(weight), weight_std=tf.math.reduce_std(weight),
+        confidence=tf.reduce_mean(confidence), confidence_std=tools.batch_std(confidence),
+        weight_mean=tf.reduce_mean(weight), weight_std=tools.batch_std(weight),
         weight_min=tf.reduce_min(weight), weight_max=tf.reduce_max(weight))
     return weight
 

@@ -12,7 +12,6 @@ import functools
 import pathlib
 import random
 import sys
-import time
 
 import tools  # Sets TensorFlow's import flags; must precede the TensorFlow import.
 
@@ -42,6 +41,7 @@ def define_config():
   config.precision = 16 if gpu else 32
   config.jit = gpu  # XLA measured 2.4x slower than a plain graph on CPUs.
   config.deterministic = False
+  config.nonfinite_limit = 10  # Train steps in a row with a non-finite loss before stopping.
   # Environment.
   config.task = 'dmc_walker_walk'
   config.envs = 1
@@ -101,25 +101,34 @@ CHOICES = dict(
 
 class Dreamer(tools.Module):
 
-  def __init__(self, config, datadir, actspace, logger):
+  def __init__(self, config, datadir, actspace, logger, strategy=None):
     self._c = config
     self._datadir = pathlib.Path(datadir)
-    self._actspace = actspace
     self._actdim = actspace.shape[0]
     self._logger = logger
     self._should_log = tools.Every(config.log_every)
     self._should_train = tools.Every(config.train_every)
     self._should_pretrain = tools.Once()
     self._metrics = collections.defaultdict(list)
-    self._float = prec.global_policy().compute_dtype
+    self._nonfinite = 0
+    self._strategy = strategy or make_strategy()
+    replicas = self._strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+      raise tools.ConfigError(
+          f'--batch_size {config.batch_size} does not split evenly over {replicas} devices')
     self._step = tf.Variable(
         count_steps(datadir, config), dtype=tf.int64, trainable=False)
     self._replay = tools.Replay(
         datadir, config.batch_length, config.dataset_size // config.action_repeat,
         config.dataset_balance, config.seed)
-    self._build_model()
-    self._build_variables()
-    self._train_fn = tf.function(self._train, jit_compile=config.jit, autograph=False)
+    with self._strategy.scope():
+      self._build_model()
+      self._build_variables()
+    if replicas == 1:
+      self._train_fn = tf.function(self._train, jit_compile=config.jit, autograph=False)
+    else:
+      self._compute_fn = tf.function(self._compute, jit_compile=True, autograph=False)
+      self._train_fn = tf.function(self._train_replicas, autograph=False)
     self._policy_fn = tf.function(self._policy, autograph=False)
     self._openl_fn = tf.function(self._openl, autograph=False)
 
@@ -145,12 +154,21 @@ class Dreamer(tools.Module):
   def load(self, filename):
     super().load(filename)
     self._should_pretrain()  # A restored agent was pretrained before.
+    self.sync_step()
+
+  def sync_step(self):
     # Episodes written after the checkpoint count; a lost unfinished one does not go back.
     self._step.assign(max(self.step, count_steps(self._datadir, self._c)))
 
   def train(self, data):
     """One update of every learner on a batch of sequences; returns scalar metrics."""
-    data = {k: tf.convert_to_tensor(data[k]) for k in tools.EPISODE_KEYS}
+    data = {k: data[k] for k in tools.EPISODE_KEYS}
+    replicas = self._strategy.num_replicas_in_sync
+    if replicas == 1:
+      return self._train_fn({k: tf.convert_to_tensor(v) for k, v in data.items()})
+    size = self._c.batch_size // replicas
+    data = self._strategy.experimental_distribute_values_from_function(
+        lambda ctx: {k: v[ctx.replica_id_in_sync_group * size:][:size] for k, v in data.items()})
     return self._train_fn(data)
 
   def _train_phase(self, step):
@@ -158,14 +176,24 @@ class Dreamer(tools.Module):
     steps = self._c.pretrain if self._should_pretrain() else self._c.train_steps
     self._replay.update()
     for index in range(steps):
+      if tools.STOP.requested:
+        break
       data = self._replay.sample(self._c.batch_size)
       metrics = self.train(data)
+      self._check_finite(metrics)
       for key, value in metrics.items():
         self._metrics[key].append(float(value))
       if log and index == 0 and self._c.log_images:
         self._image_summaries(data, step)
     if log:
       self._write_summaries(step)
+
+  def _check_finite(self, metrics):
+    self._nonfinite = self._nonfinite + 1 if metrics['skipped_updates'] > 0 else 0
+    if self._nonfinite >= self._c.nonfinite_limit:
+      raise tools.NonFiniteError(
+          f'{self._nonfinite} train steps in a row had a non-finite loss or gradient '
+          f'(--nonfinite_limit {self._c.nonfinite_limit}); their updates were skipped')
 
   def _policy(self, obs, state, training, amount):
     latent, action = state
@@ -219,6 +247,33 @@ class Dreamer(tools.Module):
         [tf.cast(ok, tf.float32) for ok in (model_ok, actor_ok, value_ok)])
     return metrics
 
+  def _train_replicas(self, data):
+    metrics = self._strategy.run(self._replica_step, (data,))
+    mean = tf.distribute.ReduceOp.MEAN
+    return {k: self._strategy.reduce(mean, v, axis=None) for k, v in metrics.items()}
+
+  def _replica_step(self, data):
+    if not self._c.jit:
+      return self._train(data)
+    # XLA cannot compile the replicas' all-reduce: each replica compiles its losses and
+    # gradients on its own device, and the averaged updates are applied outside XLA.
+    device = tf.nest.flatten(tf.distribute.get_replica_context().devices)[0]
+    with tf.device(device):
+      metrics, updates = self._compute_fn(data)
+    ok = []
+    for optimizer, (loss, grads) in zip(self._deferred, updates):
+      metrics[f'{optimizer.name}_grad_norm'], finite = optimizer.apply(loss, grads)
+      if optimizer in (self._model_opt, self._actor_opt, self._value_opt):
+        ok.append(tf.cast(finite, tf.float32))
+    metrics['skipped_updates'] = len(ok) - tf.add_n(ok)
+    return metrics
+
+  def _compute(self, data):
+    with tools.deferred_updates() as deferred:
+      metrics = self._train(data)
+    self._deferred = [optimizer for optimizer, _, _ in deferred]
+    return metrics, [(loss, grads) for _, loss, grads in deferred]
+
   def _model_loss(self, data):
     """Dreamer's eq. 10: reconstruction and reward likelihoods minus the clamped KL."""
     embed = self._encode(data)
@@ -236,8 +291,11 @@ class Dreamer(tools.Module):
       likes.pcont *= self._c.pcont_scale
     prior_dist = self._dynamics.get_dist(prior)
     post_dist = self._dynamics.get_dist(post)
-    div = tf.reduce_mean(tfd.kl_divergence(post_dist, prior_dist))
-    div = tf.maximum(div, self._c.free_nats)
+    kl = tfd.kl_divergence(post_dist, prior_dist)
+    # max(KL, free nats), decided on the whole batch: with several replicas, each keeps its
+    # share of the batch's gradient.
+    div = tf.where(
+        tools.batch_mean(kl) > self._c.free_nats, tf.reduce_mean(kl), self._c.free_nats)
     model_loss = self._c.kl_scale * div - sum(likes.values())
     outs = dict(embed=embed, post=post, prior=prior, feat=feat, image_pred=image_pred)
     metrics = dict(
@@ -373,6 +431,14 @@ class Dreamer(tools.Module):
     self._logger.flush()
 
 
+def make_strategy():
+  """Data parallel over all GPUs when there are several, as upstream."""
+  gpus = tf.config.list_logical_devices('GPU')
+  if len(gpus) > 1:
+    return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+  return tf.distribute.get_strategy()
+
+
 def preprocess(obs, config):
   obs = dict(obs)
   obs['image'] = tf.cast(obs['image'], tf.float32) / 255.0 - 0.5
@@ -429,7 +495,7 @@ def check_config(config):
   for key in (
       'steps', 'eval_every', 'log_every', 'envs', 'action_repeat', 'time_limit',
       'deter_size', 'stoch_size', 'num_units', 'cnn_depth', 'batch_size', 'train_every',
-      'train_steps', 'horizon'):
+      'train_steps', 'horizon', 'nonfinite_limit'):
     if config[key] < 1:
       raise ValueError(f'--{key} must be positive, got {config[key]}')
   for key in (
@@ -476,18 +542,29 @@ def setup(config):
     tf.config.experimental.enable_op_determinism()
 
 
+def prepare_logdir(logdir):
+  """Creates the logdir and proves it writable, or raises OSError."""
+  datadir = logdir / 'episodes'
+  datadir.mkdir(parents=True, exist_ok=True)
+  tools.write_atomic(logdir / '.writable', lambda f: f.write(b'ok'))
+  (logdir / '.writable').unlink()
+  tools.remove_temporary(logdir)
+  tools.remove_temporary(datadir)
+  return datadir
+
+
 def main(config, agent_class=None):
   agent_class = agent_class or Dreamer
+  prog = pathlib.Path(sys.argv[0]).name
   config.logdir = pathlib.Path(config.logdir).expanduser()
+  try:
+    datadir = prepare_logdir(config.logdir)
+  except OSError as e:
+    sys.exit(f'{prog}: error: cannot write to --logdir {config.logdir}: {e.strerror or e}')
   setup(config)
-  datadir = config.logdir / 'episodes'
-  datadir.mkdir(parents=True, exist_ok=True)
-  tools.remove_temporary(config.logdir)
-  tools.remove_temporary(datadir)
+  tools.STOP.install()
   print('Logdir', config.logdir)
-  writer = tf.summary.create_file_writer(
-      str(config.logdir), max_queue=1000, flush_millis=20000)
-  logger = tools.Logger(config.logdir, writer, config.steps)
+  logger = tools.Logger(config.logdir, config.steps)
   train_envs = [
       make_env(config, logger, 'train', datadir, store=True, index=i)
       for i in range(config.envs)]
@@ -496,30 +573,39 @@ def main(config, agent_class=None):
       for i in range(config.envs)]
   try:
     actspace = train_envs[0].action_space
-    # Prefill dataset with random episodes.
-    step = count_steps(datadir, config)
-    prefill = max(0, config.prefill - step)
-    print(f'Prefill dataset with {prefill} steps.')
-    random = np.random.RandomState(config.seed)
-    random_agent = lambda o, d, _: ([actspace.sample(random) for _ in d], None)
-    tools.simulate(random_agent, train_envs, -(-prefill // config.action_repeat))
-    logger.flush()
-    # Train and regularly evaluate the agent.
     agent = agent_class(config, datadir, actspace, logger)
     checkpoint = config.logdir / 'variables.pkl'
     if checkpoint.exists():
       agent.load(checkpoint)
       print(f'Loaded checkpoint at step {agent.step}.')
+    # Prefill dataset with random episodes.
+    prefill = max(0, config.prefill - count_steps(datadir, config))
+    print(f'Prefill dataset with {prefill} steps.')
+    random = np.random.RandomState(config.seed)
+    random_agent = lambda o, d, _: ([actspace.sample(random) for _ in d], None)
+    tools.simulate(random_agent, train_envs, -(-prefill // config.action_repeat))
+    agent.sync_step()
+    logger.flush()
+    # Train and regularly evaluate the agent.
     print(f'Simulating agent for {config.steps - agent.step} steps.')
     state = None
-    while agent.step < config.steps:
+    while agent.step < config.steps and not tools.STOP.requested:
       print('Start evaluation.')
       tools.simulate(functools.partial(agent, training=False), test_envs, episodes=1)
       logger.flush()
       print('Start collection.')
       steps = config.eval_every // config.action_repeat
       state = tools.simulate(agent, train_envs, steps, state=state)
+      if not tools.STOP.requested:
+        agent.save(checkpoint)
+    if tools.STOP.requested:
+      # Keep the unfinished episodes: the checkpoint's step counts their steps.
+      tools.save_episodes(datadir, [e for e in (env.flush() for env in train_envs) if e])
+      agent.sync_step()
       agent.save(checkpoint)
+      print(f'Stopped at step {agent.step}; run the same command to continue.')
+  except tools.RunError as e:
+    sys.exit(f'{prog}: error: {e}')
   finally:
     for env in train_envs + test_envs:
       env.close()

@@ -48,7 +48,7 @@ def reliability_weights(logit, clip):
   between real and model transitions that w approximates (A.5, eq. 1).
   """
   weight = tf.exp(tf.clip_by_value(logit, -clip, clip))
-  return tf.stop_gradient(weight / tf.reduce_mean(weight))
+  return tf.stop_gradient(weight / tools.batch_mean(weight))
 
 
 class IDM(dreamer.Dreamer):
@@ -76,7 +76,7 @@ class IDM(dreamer.Dreamer):
     logit = self._evaluate(self._imagined_transitions(imag, outs))[:-1]
     weight = reliability_weights(logit, self._c.weight_clip)
     metrics.update(
-        weight_mean=tf.reduce_mean(weight), weight_std=tf.math.reduce_std(weight),
+        weight_mean=tf.reduce_mean(weight), weight_std=tools.batch_std(weight),
         weight_min=tf.reduce_min(weight), weight_max=tf.reduce_max(weight))
     return weight
 

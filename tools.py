@@ -22,6 +22,7 @@ import json
 import pathlib
 import pickle
 import re
+import signal
 import time
 import uuid
 
@@ -110,7 +111,19 @@ def has_gpu():
 
 # Modules and checkpoints.
 
-class CheckpointError(RuntimeError):
+class RunError(RuntimeError):
+  """A problem of the run's inputs, reported as one line instead of a traceback."""
+
+
+class ConfigError(RunError):
+  pass
+
+
+class CheckpointError(RunError):
+  pass
+
+
+class NonFiniteError(RunError):
   pass
 
 
@@ -150,9 +163,11 @@ class Module(tf.Module):
     try:
       with pathlib.Path(filename).open('rb') as f:
         values = pickle.load(f)
-      assert isinstance(values, dict), f'holds a {type(values).__name__}'
     except Exception as e:
       raise CheckpointError(f'{filename} is not a readable checkpoint ({e})') from e
+    if not isinstance(values, dict):
+      raise CheckpointError(
+          f'{filename} is not a readable checkpoint (it holds a {type(values).__name__})')
     variables = self.named_variables()
     missing = sorted(set(variables) - set(values))
     unknown = sorted(set(values) - set(variables))
@@ -170,9 +185,42 @@ class Module(tf.Module):
       var.assign(values[name])
 
 
+_deferred = None
+
+
+@contextlib.contextmanager
+def deferred_updates():
+  """For XLA with several replicas, which cannot compile the replicas' all-reduce.
+
+  Inside, `Adam` calls only compute gradients and list them for `Adam.apply` outside, and
+  `batch_mean` averages over this replica's part of the batch only.
+  """
+  global _deferred
+  _deferred = []
+  try:
+    yield _deferred
+  finally:
+    _deferred = None
+
+
+def batch_mean(x):
+  """The mean of x over the whole batch, across replicas; no gradient flows through it."""
+  mean = tf.stop_gradient(tf.reduce_mean(x))
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1 or _deferred is not None:
+    return mean
+  return context.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
+
+
+def batch_std(x):
+  """The standard deviation of x over the whole batch, across replicas; no gradient."""
+  return tf.sqrt(batch_mean(tf.square(x - batch_mean(x))))
+
+
 class Adam(tf.Module):
-  """Adam over the variables of some modules, with global-norm clipping, decoupled weight
-  decay, loss scaling under mixed precision, and skipping of non-finite updates."""
+  """Adam over the variables of some modules, with gradients averaged over replicas,
+  global-norm clipping, decoupled weight decay, loss scaling under mixed precision, and
+  skipping of non-finite updates."""
 
   # The optimized modules' variables belong to those modules, not to their optimizer.
   _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {
@@ -190,7 +238,7 @@ class Adam(tf.Module):
       cls._building = False
 
   def __init__(self, name, modules, lr, clip=None, wd=None, wdpattern=r'.*'):
-    self._name = name
+    super().__init__(name=name)
     self._modules = modules
     self._clip = clip
     self._wdpattern = wdpattern
@@ -209,15 +257,16 @@ class Adam(tf.Module):
       return
     self._variables = [v for module in self._modules for v in module.trainable_variables]
     count = sum(int(np.prod(x.shape)) for x in self._variables)
-    print(f'Found {count} {self._name} parameters.')
+    print(f'Found {count} {self.name} parameters.')
     inner = self._opt.inner_optimizer if self._mixed else self._opt
     excluded = [
-        v for v in self._variables if not re.search(self._wdpattern, f'{self._name}/{v.name}')]
+        v for v in self._variables if not re.search(self._wdpattern, f'{self.name}/{v.name}')]
     inner.exclude_from_weight_decay(var_list=excluded)
     self._opt.build(self._variables)
 
   def __call__(self, tape, loss):
-    """Applies one update; returns the gradient norm and whether the update was applied."""
+    """One update: returns the gradient norm and False if a non-finite loss or gradient
+    skipped it (float16 overflows that the loss scale optimizer skips are no errors)."""
     self.build()
     assert len(loss.shape) == 0, loss.shape
     if Adam._building:
@@ -225,22 +274,52 @@ class Adam(tf.Module):
     if self._mixed:
       with tape:  # Record the scaling too, so float16 gradients backpropagate scaled.
         scaled = self._opt.get_scaled_loss(loss)
-      grads = tape.gradient(scaled, self._variables)
-      grads = self._opt.get_unscaled_gradients(grads)
+      grads = self._opt.get_unscaled_gradients(tape.gradient(scaled, self._variables))
     else:
       grads = tape.gradient(loss, self._variables)
+    if _deferred is not None:
+      _deferred.append((self, loss, grads))
+      return tf.linalg.global_norm(grads), tf.constant(True)  # Until `apply` runs.
+    return self.apply(loss, grads)
+
+  def apply(self, loss, grads):
+    """Averages the gradients over replicas, clips and applies them: norm, finite."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context else 1
+    if replicas > 1:
+      present = [i for i, g in enumerate(grads) if g is not None]
+      mean = context.all_reduce(tf.distribute.ReduceOp.MEAN, [grads[i] for i in present])
+      grads = list(grads)
+      for i, g in zip(present, mean):
+        grads[i] = g
+      loss = context.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
     norm = tf.linalg.global_norm(grads)
     if self._clip:
       grads, _ = tf.clip_by_global_norm(grads, self._clip, norm)
-    # The loss scale optimizer skips float16 overflows itself; those are no errors.
     finite = tf.math.is_finite(loss)
-    if not self._mixed:
-      finite = tf.logical_and(finite, tf.math.is_finite(norm))
-    def apply():
-      self._opt.apply_gradients(zip(grads, self._variables))
+    pairs = [(g, v) for g, v in zip(grads, self._variables) if g is not None]
+    if self._mixed:
+      # The loss scale optimizer skips updates with non-finite gradients itself.
+      self._opt.apply_gradients(pairs, skip_gradients_aggregation=True)
+      return norm, finite
+    finite = tf.logical_and(finite, tf.math.is_finite(norm))
+    def update():
+      self._opt.apply_gradients(pairs, skip_gradients_aggregation=True)
       return tf.constant(True)
-    applied = tf.cond(finite, apply, lambda: tf.constant(False))
-    return norm, applied
+    skip = lambda: tf.constant(False)
+    if replicas == 1:
+      tf.cond(finite, update, skip)
+      return norm, finite
+    # The update synchronizes the replicas, which cannot happen inside a cond in a replica
+    # context: decide in the cross-replica context and update every replica from there.
+    def cross_replica(strategy, finite):
+      finite = strategy.experimental_local_results(finite)[0]
+      def update_each():
+        strategy.extended.call_for_each_replica(update)
+        return tf.constant(True)
+      tf.cond(finite, update_each, skip)
+    context.merge_call(cross_replica, args=(finite,))
+    return norm, finite
 
 
 # Sequences and returns.
@@ -494,13 +573,13 @@ def simulate(agent, envs, steps=0, episodes=0, state=None):
     agent_state = None
   else:
     step, episode, done, length, obs, agent_state = state
-  while (steps and step < steps) or (episodes and episode < episodes):
+  while ((steps and step < steps) or (episodes and episode < episodes)) and not STOP.requested:
     # Reset environments whose episodes ended.
     if done.any():
       indices = [index for index, d in enumerate(done) if d]
       promises = [envs[i].reset(blocking=False) for i in indices]
       for index, promise in zip(indices, promises):
-        obs[index] = promise()
+        obs[index] = _receive_reset(envs[index], promise)
     # Step the agent and the environments.
     batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
     action, agent_state = agent(batch, done, agent_state)
@@ -520,6 +599,39 @@ def simulate(agent, envs, steps=0, episodes=0, state=None):
     step += int((finished * length).sum())
     length *= (1 - done)
   return (step - steps, episode - episodes, done, length, obs, agent_state)
+
+
+def _receive_reset(env, promise, attempts=3):
+  for attempt in range(attempts):
+    try:
+      return promise()
+    except wrappers.WorkerDied as e:
+      if attempt == attempts - 1:
+        raise
+      print(f'Warning: {e}; resetting again.', file=sys.stderr)
+      promise = env.reset(blocking=False)
+
+
+class StopRequest:
+  """The first SIGINT or SIGTERM asks the run to stop at the next safe point; a second SIGINT
+  stops it at once."""
+
+  def __init__(self):
+    self.requested = False
+
+  def install(self):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(signum, self._handle)
+
+  def _handle(self, signum, frame):
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.requested = True
+    print(f'Received {signal.Signals(signum).name}: stopping after the current step.',
+          file=sys.stderr, flush=True)
+
+
+STOP = StopRequest()
 
 
 class Every:
@@ -585,12 +697,33 @@ def video_summary(name, video, step, fps=20):
 class Logger:
   """Scalars to metrics.jsonl and TensorBoard, videos to TensorBoard, a progress line."""
 
-  def __init__(self, logdir, writer, total_steps):
+  def __init__(self, logdir, total_steps):
     self._logdir = pathlib.Path(logdir)
-    self._writer = writer
+    self._writer = None
     self._total = total_steps
     self._latest = {}
     self._last = None
+    self._repair()
+
+  @property
+  def writer(self):
+    if self._writer is None:
+      self._writer = tf.summary.create_file_writer(
+          str(self._logdir), max_queue=1000, flush_millis=20000)
+    return self._writer
+
+  def _repair(self):
+    # A run killed while appending can leave a torn last line; appending after it would bury
+    # it in the middle of the file.
+    path = self._logdir / 'metrics.jsonl'
+    if not path.exists():
+      return
+    content = path.read_bytes()
+    if content and not content.endswith(b'\n'):
+      keep = content.rfind(b'\n') + 1
+      print(f'Warning: dropping a torn last line of {path}.', file=sys.stderr)
+      with path.open('r+b') as f:
+        f.truncate(keep)
 
   def write(self, step, scalars, prefix):
     """One line in metrics.jsonl; TensorBoard tags get `prefix/`."""
@@ -598,12 +731,12 @@ class Logger:
     self._latest.update(scalars)
     with (self._logdir / 'metrics.jsonl').open('a') as f:
       f.write(json.dumps({'step': int(step), **scalars}) + '\n')
-    with self._writer.as_default():
+    with self.writer.as_default():
       for name, value in scalars.items():
         tf.summary.scalar(f'{prefix}/{name}', value, step)
 
   def video(self, step, name, video):
-    with self._writer.as_default():
+    with self.writer.as_default():
       video_summary(name, video, step)
 
   def rate(self, step):
@@ -627,7 +760,8 @@ class Logger:
     print(' / '.join(parts), flush=True)
 
   def flush(self):
-    self._writer.flush()
+    if self._writer is not None:
+      self._writer.flush()
 
 
 def format_duration(seconds):

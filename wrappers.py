@@ -207,13 +207,19 @@ class Collect:
       transition['discount'] = np.float32(info.get('discount', 1 - float(done)))
       self._episode.append(transition)
       if done:
-        episode = {k: np.stack([t[k] for t in self._episode]) for k in self._episode[0]}
-        self._episode = None
+        episode = self.flush()
         info = dict(info, episode=episode)
         for callback in self._callbacks:
           callback(episode)
       return obs, reward, done, info
     return receive() if blocking else receive
+
+  def flush(self):
+    """The unfinished episode so far, if it has a step; recording starts anew at reset."""
+    episode, self._episode = self._episode, None
+    if not episode or len(episode) < 2:
+      return None
+    return {k: np.stack([t[k] for t in episode]) for k in episode[0]}
 
   def reset(self, blocking=True):
     promise = self._env.reset(blocking=False)
@@ -288,12 +294,14 @@ class Async:
 
   @property
   def alive(self):
-    return self._strategy == 'none' or self._process.is_alive()
+    # The pipe can report a dead worker before the process is reaped.
+    return self._strategy == 'none' or (not self._failed and self._process.is_alive())
 
   def close(self):
     self._stop()
 
   def _start(self):
+    self._failed = False
     if self._strategy == 'none':
       self._env = self._ctor()
       return
@@ -327,28 +335,34 @@ class Async:
     try:
       self._conn.send((message, payload))
     except (OSError, IOError) as e:
+      self._failed = True
       raise WorkerDied(f'environment worker is gone ({e})') from e
 
   def _receive(self):
-    # Poll so that a worker killed mid-call is noticed instead of blocking forever.
-    while not self._conn.poll(0.1):
-      if not self._process.is_alive():
-        code = getattr(self._process, 'exitcode', None)
-        raise WorkerDied(f'environment worker exited (exit code {code})')
     try:
-      message, payload = self._conn.recv()
-    except (EOFError, OSError) as e:
-      raise WorkerDied('environment worker closed its connection') from e
-    if message == self._EXCEPTION:
-      raise WorkerDied(f'environment worker raised:\n{payload}')
+      # Poll so that a worker killed mid-call is noticed instead of blocking forever.
+      while not self._conn.poll(0.1):
+        if not self._process.is_alive():
+          code = getattr(self._process, 'exitcode', None)
+          raise WorkerDied(f'environment worker exited (exit code {code})')
+      try:
+        message, payload = self._conn.recv()
+      except (EOFError, OSError) as e:
+        raise WorkerDied('environment worker closed its connection') from e
+      if message == self._EXCEPTION:
+        raise WorkerDied(f'environment worker raised:\n{payload}')
+    except WorkerDied:
+      self._failed = True
+      raise
     return payload
 
 
 def _worker(ctor, conn):
   if threading.current_thread() is threading.main_thread():
-    # A worker process: Ctrl-C reaches the whole process group, but the main process decides
-    # when workers stop.
+    # A worker process: signals to the process group also reach it, but the main process
+    # decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
   env = None
   try:
     env = ctor()

@@ -46,8 +46,7 @@ def make_agent(overrides, logdir, agent='dreamer'):
   config.update(overrides)
   config.logdir = pathlib.Path(logdir)
   dreamer.setup(config)
-  writer = dreamer.tf.summary.create_file_writer(str(logdir))
-  logger = tools.Logger(logdir, writer, config.steps)
+  logger = tools.Logger(logdir, config.steps)
   actspace = wrappers.Box(-np.ones(6), np.ones(6))
   agent_class = {'dreamer': 'Dreamer', 'bird': 'BIRD', 'idm': 'IDM'}[agent]
   return getattr(module, agent_class)(config, pathlib.Path(logdir) / 'episodes', actspace,
@@ -111,7 +110,7 @@ def measure_collect(task, frames, parallel):
     # No training and no stored episodes: this times acting, physics and rendering.
     agent, config = make_agent(dict(
         SIZES['default'], task=task, parallel=parallel, log_images=False), logdir)
-    logger = tools.Logger(logdir, dreamer.tf.summary.create_file_writer(logdir), 0)
+    logger = tools.Logger(logdir, 0)
     env = dreamer.make_env(config, logger, 'bench', pathlib.Path(logdir) / 'x', store=False)
     agent._should_train = lambda step: False
     try:

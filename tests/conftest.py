@@ -9,4 +9,4 @@ sys.path.insert(0, str(ROOT / 'tests'))
 # Before TensorFlow's first import: Keras 2, and TF loaded so that rendering works (tools.py).
 os.environ['TF_USE_LEGACY_KERAS'] = '1'
 os.environ.setdefault('MUJOCO_GL', 'egl')
-import tools  # noqa: E402,F401
+import tools  # noqa: E402,F401  (sets TensorFlow's import flags first)

@@ -8,7 +8,6 @@ import sys
 import tools  # Sets TensorFlow's import flags; must precede the TensorFlow import.
 
 import numpy as np
-import tensorflow as tf
 
 import dreamer
 import wrappers
@@ -31,13 +30,12 @@ def tiny_config(logdir, module=dreamer, **overrides):
   return config
 
 
-def make_agent(config, agent_class=dreamer.Dreamer, actdim=2):
+def make_agent(config, agent_class=dreamer.Dreamer, actdim=2, strategy=None):
   dreamer.setup(config)
   config.logdir.mkdir(parents=True, exist_ok=True)
-  writer = tf.summary.create_file_writer(str(config.logdir))
-  logger = tools.Logger(config.logdir, writer, config.steps)
+  logger = tools.Logger(config.logdir, config.steps)
   actspace = wrappers.Box(-np.ones(actdim), np.ones(actdim))
-  return agent_class(config, config.logdir / 'episodes', actspace, logger)
+  return agent_class(config, config.logdir / 'episodes', actspace, logger, strategy)
 
 
 def random_batch(config, actdim=2, seed=0):

@@ -223,7 +223,6 @@ def test_mixed_precision_keeps_losses_and_densities_float32(tmp_path):
 
 
 def test_train_step_is_one_graph(agent):
-  batch = random_batch(agent._c)
   for seed in range(3):
     metrics = agent.train(random_batch(agent._c, seed=seed))
   assert agent._train_fn.experimental_get_tracing_count() == 1

@@ -1,6 +1,5 @@
 import io
 import pathlib
-import pickle
 
 import numpy as np
 import pytest
