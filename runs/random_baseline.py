@@ -1,0 +1,52 @@
+"""Returns of the uniform random policy, as a baseline for runs/plot.py.
+
+  python runs/random_baseline.py --task dmc_cheetah_run --episodes 10 --logdir runs/logdir/cpu_check/cheetah_run/random
+
+Runs the environment stack of training (action repeat, time limit, seeds of the evaluation
+environments) and writes each episode's return as `<logdir>/<episode>/metrics.jsonl` with
+`test/return` at step 0: plot.py draws it as a horizontal band, n = episodes.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import wrappers  # noqa: E402  (no TensorFlow needed)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--task', required=True)
+  parser.add_argument('--episodes', type=int, default=10)
+  parser.add_argument('--logdir', type=pathlib.Path, required=True)
+  parser.add_argument('--action_repeat', type=int, default=2)
+  parser.add_argument('--time_limit', type=int, default=1000)
+  parser.add_argument('--seed', type=int, default=0)
+  args = parser.parse_args()
+  random = np.random.RandomState(args.seed)
+  returns = []
+  for index in range(args.episodes):
+    # The seeds dreamer.make_env gives evaluation environments.
+    seed = int(np.random.SeedSequence([args.seed, 1, index]).generate_state(1)[0])
+    env = wrappers.make_dmc(args.task[len('dmc_'):], args.action_repeat, args.time_limit, seed)
+    env.reset()
+    done, total = False, 0.0
+    while not done:
+      _, reward, done, _ = env.step(env.action_space.sample(random))
+      total += reward
+    env.close()
+    returns.append(total)
+    run = args.logdir / str(index)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / 'metrics.jsonl').write_text(json.dumps({'step': 0, 'test/return': total}) + '\n')
+    print(f'Episode {index}: return {total:.1f}', flush=True)
+  print(f'Random policy on {args.task}: {np.mean(returns):.1f} ± {np.std(returns):.1f} '
+        f'over {len(returns)} episodes')
+
+
+if __name__ == '__main__':
+  main()
