@@ -22,7 +22,9 @@ setuptools.setup(
         'pillow>=10',  # GIFs are encoded in-process: no ffmpeg needed.
     ],
     extras_require={
-        'test': ['pytest>=8'],
+        # runs/plot.py draws the figures; its tests need it too.
+        'plot': ['matplotlib>=3.8'],
+        'test': ['pytest>=8', 'matplotlib>=3.8'],
         'gpu': ['tensorflow[and-cuda]>=2.21,<2.22'],
     },
 )

@@ -174,9 +174,11 @@ def main():
       print(process.stdout[-2000:], process.stderr[-4000:], file=sys.stderr)
       results[name] = {'error': f'exit code {process.returncode}'}
       continue
-    results[name] = json.loads(lines[-1][len('RESULT '):])
-    print(f'{name}: {json.dumps(results[name])}')
-    print(f'  upstream: {UPSTREAM[name]}', flush=True)
+    key = name if args.agent == 'dreamer' or not name.startswith('train_') else (
+        f'{args.agent}/{name}')
+    results[key] = json.loads(lines[-1][len('RESULT '):])
+    print(f'{key}: {json.dumps(results[key])}')
+    print(f'  upstream (Dreamer): {UPSTREAM[name]}', flush=True)
   output = pathlib.Path(args.output)
   output.parent.mkdir(parents=True, exist_ok=True)
   previous = json.loads(output.read_text()) if output.exists() else {}

@@ -39,10 +39,10 @@ def main():
       _, reward, done, _ = env.step(env.action_space.sample(random))
       total += reward
     env.close()
-    returns.append(total)
+    returns.append(float(total))
     run = args.logdir / str(index)
     run.mkdir(parents=True, exist_ok=True)
-    (run / 'metrics.jsonl').write_text(json.dumps({'step': 0, 'test/return': total}) + '\n')
+    (run / 'metrics.jsonl').write_text(json.dumps({'step': 0, 'test/return': returns[-1]}) + '\n')
     print(f'Episode {index}: return {total:.1f}', flush=True)
   print(f'Random policy on {args.task}: {np.mean(returns):.1f} ± {np.std(returns):.1f} '
         f'over {len(returns)} episodes')

@@ -13,6 +13,8 @@ import dreamer
 import wrappers
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'runs'))
+import benchmark  # noqa: E402  (synthetic batches)
 
 # Every size a few units: tests prove wiring and maths, benchmarks measure speed.
 TINY = dict(
@@ -39,13 +41,7 @@ def make_agent(config, agent_class=dreamer.Dreamer, actdim=2, strategy=None):
 
 
 def random_batch(config, actdim=2, seed=0):
-  random = np.random.RandomState(seed)
-  shape = (config.batch_size, config.batch_length)
-  return dict(
-      image=random.randint(0, 255, shape + (64, 64, 3)).astype(np.uint8),
-      action=random.uniform(-1, 1, shape + (actdim,)).astype(np.float32),
-      reward=random.uniform(0, 1, shape).astype(np.float32),
-      discount=np.ones(shape, np.float32))
+  return benchmark.random_batch(config, actdim, seed)
 
 
 def random_episode(length, actdim=2, seed=0):

@@ -167,11 +167,27 @@ def test_jobs_run_in_parallel_and_failures_are_reported(tmp_path):
 
 def test_cpu_check_matrix():
   lines = dry_run('cpu_check.sh')
-  reduced = (' --batch_size 16 --batch_length 32 --cnn_depth 8 --deter_size 100 '
+  reduced = (' --action_repeat 4 --batch_size 16 --batch_length 32 --cnn_depth 8 --deter_size 100 '
              '--stoch_size 20 --num_units 200 --eval_every 2500 --log_every 2500 '
              '--precision 32 --jit False')
   assert lines == [
       f'py {ROOT}/runs/random_baseline.py --task dmc_walker_stand --episodes 10 '
-      f'--logdir /logs/cpu_check/walker_stand/random'] + [
-      command(f'{method}.py', 'walker_stand', method, 0, 'cpu_check', '2.5e4', reduced)
+      f'--action_repeat 4 --logdir /logs/cpu_check/walker_stand/random'] + [
+      command(f'{method}.py', 'walker_stand', method, 0, 'cpu_check', '3.5e4', reduced)
       for method in ('dreamer', 'bird', 'idm')]
+
+
+def test_random_baseline_writes_one_run_per_episode(tmp_path):
+  logdir = tmp_path / 'walker_stand' / 'random'
+  process = subprocess.run(
+      [sys.executable, str(ROOT / 'runs' / 'random_baseline.py'), '--task',
+       'dmc_walker_stand', '--episodes', '3', '--time_limit', '20', '--logdir', str(logdir)],
+      capture_output=True, text=True, timeout=300)
+  assert process.returncode == 0, process.stderr[-2000:]
+  runs = plot.load_runs(tmp_path, 'test/return')
+  seeds = runs['walker_stand', 'random']
+  assert sorted(seeds) == ['0', '1', '2']
+  returns = [float(values[0]) for steps, values in seeds.values()]
+  assert all(0 < r <= 20 for r in returns)  # 20 env steps with rewards in [0, 1].
+  assert len(set(returns)) == 3  # Different initial states.
+  assert 'Random policy on dmc_walker_stand' in process.stdout
