@@ -5,7 +5,8 @@
 Reads every `<task>/<method>/<seed>/metrics.jsonl` below the root, bins each run's values of
 `--metric` by env step, and draws the mean over seeds with a band of one standard deviation,
 one panel per task. Writes `<output>.png` and `<output>.md`, a table of final returns: per
-seed the mean of its last `--last` values, then mean and standard deviation over seeds.
+seed the mean of its last `--last` values, then mean and standard deviation over seeds; the
+figure marks each final return as a dot with its standard deviation at the last step.
 
 A method whose values all share one step (e.g. a random policy's episodes) is drawn as a
 horizontal line with its band. `--baseline FILE` overlays curves in upstream's scores format
@@ -75,6 +76,14 @@ def binned(seeds, edges):
     return np.nanmean(table, 0), np.nanstd(table, 0)
 
 
+def curve(seeds, edges):
+  """Bin centers, mean and std of the bins that hold values: a line without gaps."""
+  mean, std = binned(seeds, edges)
+  centers = (edges[:-1] + edges[1:]) / 2
+  valid = np.isfinite(mean)
+  return centers[valid], mean[valid], std[valid]
+
+
 def final(seeds, last):
   """Per seed the mean of its last values; for a constant method, every value."""
   if constant(seeds):
@@ -96,7 +105,7 @@ def table(runs, last):
   return '\n'.join(lines) + '\n'
 
 
-def plot(runs, bins, metric, filename):
+def plot(runs, bins, last, metric, filename):
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -110,7 +119,6 @@ def plot(runs, bins, metric, filename):
     keys = [(t, m) for t, m in sorted(runs) if t == task]
     end = max(s.max() for key in keys if not constant(runs[key]) for s, _ in runs[key].values())
     edges = np.linspace(0, end, bins + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
     for key in keys:
       seeds, method = runs[key], key[1]
       style = dict(color=colors[method], linestyle='--' if 'baseline' in method else '-')
@@ -119,9 +127,13 @@ def plot(runs, bins, metric, filename):
         ax.axhline(mean, label=f'{method} (n={count})', **style)
         ax.axhspan(mean - std, mean + std, color=colors[method], alpha=0.15)
         continue
-      mean, std = binned(seeds, edges)
-      ax.plot(centers, mean, label=f'{method} (n={len(seeds)})', **style)
-      ax.fill_between(centers, mean - std, mean + std, color=colors[method], alpha=0.2)
+      x, mean, std = curve(seeds, edges)
+      ax.plot(x, mean, label=f'{method} (n={len(seeds)})', **style)
+      ax.fill_between(x, mean - std, mean + std, color=colors[method], alpha=0.2)
+      # The table's final return, so the figure shows what the check compares.
+      mean, std, _ = final(seeds, last)
+      step = max(s.max() for s, _ in seeds.values())
+      ax.errorbar(step, mean, std, color=colors[method], marker='o', capsize=3)
     ax.set_title(task)
     ax.set_xlabel('environment steps')
     ax.set_ylabel(metric)
@@ -174,7 +186,7 @@ def main(argv=None):
     tasks = {task for task, _ in runs}
     runs.update({k: v for k, v in load_baseline(args.baseline).items() if k[0] in tasks})
   args.output.parent.mkdir(parents=True, exist_ok=True)
-  plot(runs, args.bins, args.metric, args.output.with_suffix('.png'))
+  plot(runs, args.bins, args.last, args.metric, args.output.with_suffix('.png'))
   text = table(runs, args.last)
   if args.above:
     lines, passed = check(runs, args.above, args.sigmas, args.last)

@@ -1,6 +1,7 @@
 """Returns of the uniform random policy, as a baseline for runs/plot.py.
 
-  python runs/random_baseline.py --task dmc_cheetah_run --episodes 10 --logdir runs/logdir/cpu_check/cheetah_run/random
+  python runs/random_baseline.py --task dmc_walker_stand --episodes 10 --action_repeat 4 \
+      --logdir runs/logdir/cpu_check/walker_stand/random
 
 Runs the environment stack of training (action repeat, time limit, seeds of the evaluation
 environments) and writes each episode's return as `<logdir>/<episode>/metrics.jsonl` with

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, TINY, flags, read_metrics, run_script
 
 sys.path.insert(0, str(ROOT / 'runs'))
 import plot  # noqa: E402
@@ -55,6 +55,11 @@ def test_binned_means_over_seeds():
            '1': (np.array([5, 70]), np.array([2.0, 9.0]))}
   mean, std = plot.binned(seeds, np.array([0, 50, 100]))
   np.testing.assert_allclose(mean, [(2 + 2) / 2, (5 + 9) / 2])
+  np.testing.assert_allclose(std, [0, 2])
+  # Bins without values (evaluations sparser than bins) are left out of the drawn line.
+  x, mean, std = plot.curve(seeds, np.array([0, 25, 50, 75, 100]))
+  np.testing.assert_allclose(x, [12.5, 62.5])
+  np.testing.assert_allclose(mean, [2, 7])
   np.testing.assert_allclose(std, [0, 2])
 
 
@@ -167,13 +172,16 @@ def test_jobs_run_in_parallel_and_failures_are_reported(tmp_path):
 
 def test_cpu_check_matrix():
   lines = dry_run('cpu_check.sh')
-  reduced = (' --action_repeat 4 --batch_size 16 --batch_length 32 --cnn_depth 8 --deter_size 100 '
-             '--stoch_size 20 --num_units 200 --eval_every 2500 --log_every 2500 '
+  reduced = (' --action_repeat 4 --batch_size 16 --batch_length 32 --cnn_depth 8 '
+             '--deter_size 100 --stoch_size 20 --num_units 200 --eval_every 2500 --log_every 2500 '
              '--precision 32 --jit False')
   assert lines == [
       f'py {ROOT}/runs/random_baseline.py --task dmc_walker_stand --episodes 10 '
       f'--action_repeat 4 --logdir /logs/cpu_check/walker_stand/random'] + [
       command(f'{method}.py', 'walker_stand', method, 0, 'cpu_check', '3.5e4', reduced)
+      for method in ('dreamer', 'bird', 'idm')] + [
+      f'py {ROOT}/runs/evaluate.py {method} --episodes 10 --task dmc_walker_stand --seed 0 '
+      f'--steps 3.5e4 --logdir /logs/cpu_check/walker_stand/{method}/0{reduced}'
       for method in ('dreamer', 'bird', 'idm')]
 
 
@@ -191,3 +199,41 @@ def test_random_baseline_writes_one_run_per_episode(tmp_path):
   assert all(0 < r <= 20 for r in returns)  # 20 env steps with rewards in [0, 1].
   assert len(set(returns)) == 3  # Different initial states.
   assert 'Random policy on dmc_walker_stand' in process.stdout
+
+
+def test_evaluate_appends_the_final_policy_once(tmp_path):
+  logdir = tmp_path / 'cartpole_balance' / 'dreamer' / '0'
+  args = [*flags(**TINY), f'--logdir={logdir}']
+  process = run_script('dreamer.py', *args)
+  assert process.returncode == 0, process.stderr[-2000:]
+  during = [m['test/return'] for m in read_metrics(logdir) if 'test/return' in m]
+  process = run_script('runs/evaluate.py', 'dreamer', '--episodes', '3', *args)
+  assert process.returncode == 0, process.stderr[-2000:]
+  finals = [m for m in read_metrics(logdir) if m.get('final')]
+  assert [(m['step'], m['test/length']) for m in finals] == [(160, 20)] * 3  # 40 / repeat 2.
+  returns = [m['test/return'] for m in finals]
+  assert all(0 < r <= 40 for r in returns)  # 40 env steps with rewards in [0, 1].
+  assert 'dreamer at step 160: test return' in process.stdout
+  # plot.py's final return over the last 3 values is this evaluation's mean.
+  runs = plot.load_runs(tmp_path, 'test/return')
+  assert plot.final(runs['cartpole_balance', 'dreamer'], 3)[0] == pytest.approx(np.mean(returns))
+  assert len(runs['cartpole_balance', 'dreamer']['0'][1]) == len(during) + 3
+  # Evaluated at its step: a second call leaves the run alone.
+  process = run_script('runs/evaluate.py', 'dreamer', '--episodes', '3', *args)
+  assert process.returncode == 0 and 'left alone' in process.stdout
+  assert len([m for m in read_metrics(logdir) if m.get('final')]) == 3
+  # Other network sizes than the run's: one line naming the mismatch, nothing written.
+  (logdir / 'metrics.jsonl').write_text(
+      ''.join(json.dumps(m) + '\n' for m in read_metrics(logdir) if not m.get('final')))
+  process = run_script('runs/evaluate.py', 'dreamer', *args, '--cnn_depth=3')
+  assert process.returncode == 1
+  assert process.stderr.strip().splitlines()[-1].startswith('evaluate.py: error:')
+  assert not [m for m in read_metrics(logdir) if m.get('final')]
+
+
+def test_evaluate_without_a_checkpoint_fails_in_one_line(tmp_path):
+  process = run_script(
+      'runs/evaluate.py', 'idm', *flags(**TINY), f'--logdir={tmp_path / "none"}')
+  assert process.returncode == 1
+  last = process.stderr.strip().splitlines()[-1]
+  assert last.startswith('evaluate.py: error: no checkpoint') and 'train the run first' in last
