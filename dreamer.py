@@ -470,9 +470,7 @@ def summarize_episode(episode, config, datadir, logger, prefix):
 def make_env(config, logger, prefix, datadir, store, index=0):
   suite, task = config.task.split('_', 1)
   assert suite == 'dmc', config.task
-  # Distinct, reproducible seeds for every environment of a run.
-  seed = int(np.random.SeedSequence(
-      [config.seed, int(prefix == 'test'), index]).generate_state(1)[0])
+  seed = wrappers.env_seed(config.seed, prefix, index)
   ctor = functools.partial(
       wrappers.make_dmc, task, config.action_repeat, config.time_limit, seed)
   env = wrappers.Async(ctor, config.parallel)

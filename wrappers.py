@@ -172,6 +172,16 @@ class TimeLimit:
     return self._env.reset()
 
 
+# Environments of one run draw apart: training, evaluation, and the final evaluation of
+# runs/evaluate.py.
+SEED_ROLES = {'train': 0, 'test': 1, 'final': 2}
+
+
+def env_seed(seed, role, *index):
+  """A reproducible environment seed, distinct for every run seed, role and index."""
+  return int(np.random.SeedSequence([seed, SEED_ROLES[role], *index]).generate_state(1)[0])
+
+
 def make_dmc(task, action_repeat, time_limit, seed, size=(64, 64)):
   """The environment stack below episode collection, built where it runs (also in workers)."""
   env = DeepMindControl(task, size, seed=seed)

@@ -37,7 +37,6 @@ METHODS = {
     'softbird': (bird.define_config, bird.BIRD, bird.adjust_config, ['--soft', 'True']),
     'idm': (idm.define_config, idm.IDM, None, []),
 }
-FINAL_SEED = 2  # SeedSequence entry: 0 train, 1 test environments of the run.
 
 
 def checkpoint_step(checkpoint):
@@ -68,7 +67,7 @@ def evaluate(config, agent_class, logger, episodes):
   """[(return, length)] of the checkpoint's policy, acting without noise or training."""
   dreamer.setup(config)
   _, task = config.task.split('_', 1)
-  seed = int(np.random.SeedSequence([config.seed, FINAL_SEED]).generate_state(1)[0])
+  seed = wrappers.env_seed(config.seed, 'final')
   results = []
   record = lambda ep: results.append((float(ep['reward'].sum()), len(ep['reward']) - 1))
   env = wrappers.Collect(wrappers.Async(functools.partial(

@@ -31,8 +31,7 @@ def main():
   random = np.random.RandomState(args.seed)
   returns = []
   for index in range(args.episodes):
-    # The seeds dreamer.make_env gives evaluation environments.
-    seed = int(np.random.SeedSequence([args.seed, 1, index]).generate_state(1)[0])
+    seed = wrappers.env_seed(args.seed, 'test', index)  # As dreamer.make_env's.
     env = wrappers.make_dmc(args.task[len('dmc_'):], args.action_repeat, args.time_limit, seed)
     env.reset()
     done, total = False, 0.0

@@ -118,3 +118,12 @@ def test_dmc_seed_reproduces_episodes():
     images.append(env.reset()['image'])
     env.close()
   np.testing.assert_array_equal(*images)
+
+
+def test_env_seeds_differ_by_role_index_and_run_seed():
+  seeds = [wrappers.env_seed(s, role, i) for s in (0, 1) for role in ('train', 'test')
+           for i in (0, 1)] + [wrappers.env_seed(s, 'final') for s in (0, 1)]
+  assert len(set(seeds)) == len(seeds)
+  assert wrappers.env_seed(0, 'test', 1) == wrappers.env_seed(0, 'test', 1)
+  with pytest.raises(KeyError):
+    wrappers.env_seed(0, 'eval')
