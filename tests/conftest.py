@@ -10,3 +10,9 @@ sys.path.insert(0, str(ROOT / 'tests'))
 os.environ['TF_USE_LEGACY_KERAS'] = '1'
 os.environ.setdefault('MUJOCO_GL', 'egl')
 import tools  # noqa: E402,F401  (sets TensorFlow's import flags first)
+
+
+def pytest_addoption(parser):
+  parser.addoption(
+      '--update-golden', action='store_true',
+      help='rewrite tests/golden.json from this code (test_golden.py)')
