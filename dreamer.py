@@ -1,10 +1,10 @@
-"""Dreamer (Hafner et al., "Dream to Control", ICLR 2020) from pixels on the Control Suite.
+"""Dreamer (Hafner et al., "Dream to Control", ICLR 2020) on the Control Suite.
 
   python dreamer.py --task dmc_walker_walk --logdir runs/walker/dreamer/1
 
-The train step is a sequence of methods that subclasses replace one at a time (bird.py, idm.py):
-_model_loss, _imagine_start, _imagine_ahead, _imag_reward, _returns, _imag_weights, _actor_loss,
-_value_loss, _train_aux.
+The train step calls methods that subclasses replace one at a time (bird.py,
+idm.py): _model_loss, _imagine_start, _imagine_ahead, _imag_reward, _returns,
+_imag_weights, _actor_loss, _value_loss, _train_aux.
 """
 
 import collections
@@ -13,17 +13,16 @@ import pathlib
 import random
 import sys
 
-import tools  # Sets TensorFlow's import flags; must precede the TensorFlow import.
+import tools  # Sets TensorFlow's import flags; must precede its import.
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 from tf_keras import mixed_precision as prec
+
+from tensorflow_probability import distributions as tfd
 
 import models
 import wrappers
-
-tfd = tfp.distributions
 
 
 def define_config():
@@ -41,7 +40,7 @@ def define_config():
   config.precision = 16 if gpu else 32
   config.jit = gpu  # XLA measured 2.4x slower than a plain graph on CPUs.
   config.deterministic = False
-  config.nonfinite_limit = 10  # Train steps in a row with a non-finite loss before stopping.
+  config.nonfinite_limit = 10  # Train steps in a row before the run stops.
   # Environment.
   config.task = 'dmc_walker_walk'
   config.envs = 1
@@ -75,7 +74,7 @@ def define_config():
   config.actor_lr = 8e-5
   config.grad_clip = 100.0
   config.dataset_balance = False
-  config.dataset_size = 0  # Env steps of the newest episodes to train on; 0 keeps all.
+  config.dataset_size = 0  # Env steps of the newest episodes; 0 keeps all.
   # Behavior.
   config.discount = 0.99
   config.disclam = 0.95
@@ -89,16 +88,6 @@ def define_config():
   return config
 
 
-ACTIVATIONS = dict(
-    elu=tf.nn.elu, relu=tf.nn.relu, swish=tf.nn.swish, leaky_relu=tf.nn.leaky_relu,
-    tanh=tf.tanh)
-
-CHOICES = dict(
-    precision=[16, 32], parallel=['none', 'thread', 'process'], clip_rewards=['none', 'tanh'],
-    dense_act=list(ACTIVATIONS), cnn_act=list(ACTIVATIONS), action_dist=['tanh_normal'],
-    expl=['additive_gaussian', 'completely_random'])
-
-
 class Dreamer(tools.Module):
 
   def __init__(self, config, datadir, actspace, logger, strategy=None):
@@ -106,96 +95,64 @@ class Dreamer(tools.Module):
     self._datadir = pathlib.Path(datadir)
     self._actdim = actspace.shape[0]
     self._logger = logger
-    self._should_log = tools.Every(config.log_every)
-    self._should_train = tools.Every(config.train_every)
+    self._step = tf.Variable(
+        count_steps(datadir, config), dtype=tf.int64, trainable=False)
     self._should_pretrain = tools.Once()
+    self._should_train = tools.Every(config.train_every)
+    self._should_log = tools.Every(config.log_every)
     self._metrics = collections.defaultdict(list)
     self._nonfinite = 0
     self._strategy = strategy or make_strategy()
     replicas = self._strategy.num_replicas_in_sync
     if config.batch_size % replicas:
       raise tools.ConfigError(
-          f'--batch_size {config.batch_size} does not split evenly over {replicas} devices')
-    self._step = tf.Variable(
-        count_steps(datadir, config), dtype=tf.int64, trainable=False)
+          f'--batch_size {config.batch_size} does not split evenly over '
+          f'{replicas} devices')
     self._replay = tools.Replay(
-        datadir, config.batch_length, config.dataset_size // config.action_repeat,
-        config.dataset_balance, config.seed)
+        datadir, config.batch_length,
+        config.dataset_size // config.action_repeat, config.dataset_balance,
+        config.seed)
     with self._strategy.scope():
       self._build_model()
       self._build_variables()
     if replicas == 1:
-      self._train_fn = tf.function(self._train, jit_compile=config.jit, autograph=False)
+      self._train_fn = tf.function(
+          self._train_counted, jit_compile=config.jit, autograph=False)
     else:
-      self._compute_fn = tf.function(self._compute, jit_compile=True, autograph=False)
+      self._compute_fn = tf.function(
+          self._compute, jit_compile=True, autograph=False)
       self._train_fn = tf.function(self._train_replicas, autograph=False)
-    self._policy_fn = tf.function(self._policy, autograph=False)
+    self._policy_fn = tf.function(self.policy, autograph=False)
     self._openl_fn = tf.function(self._openl, autograph=False)
 
-  @property
-  def step(self):
-    return int(self._step.numpy())
-
   def __call__(self, obs, reset, state=None, training=True):
-    step = self.step
+    step = self._step.numpy().item()
     if state is not None and reset.any():
       mask = tf.cast(1 - reset, tf.float32)[:, None]
       state = tf.nest.map_structure(lambda x: x * mask, state)
     if training and self._should_train(step):
-      self._train_phase(step)
+      log = self._should_log(step)
+      n = self._c.pretrain if self._should_pretrain() else self._c.train_steps
+      print(f'Training for {n} steps.')
+      self._replay.update()
+      for train_step in range(n):
+        if tools.STOP.requested:
+          break
+        log_images = self._c.log_images and log and train_step == 0
+        self.train(self._replay.sample(self._c.batch_size), log_images)
+      if log:
+        self._write_summaries()
     if state is None:
-      state = (self._dynamics.initial(len(reset)), tf.zeros([len(reset), self._actdim]))
-    amount = self._expl_amount(step, training)
-    action, state = self._policy_fn(obs, state, training, tf.constant(amount, tf.float32))
+      latent = self._dynamics.initial(len(reset))
+      action = tf.zeros((len(reset), self._actdim), tf.float32)
+      state = (latent, action)
+    amount = tf.constant(self._expl_amount(step, training), tf.float32)
+    action, state = self._policy_fn(obs, state, training, amount)
     if training:
       self._step.assign_add(len(reset) * self._c.action_repeat)
     return action.numpy(), state
 
-  def load(self, filename):
-    super().load(filename)
-    self._should_pretrain()  # A restored agent was pretrained before.
-    self.sync_step()
-
-  def sync_step(self):
-    # Episodes written after the checkpoint count; a lost unfinished one does not go back.
-    self._step.assign(max(self.step, count_steps(self._datadir, self._c)))
-
-  def train(self, data):
-    """One update of every learner on a batch of sequences; returns scalar metrics."""
-    data = {k: data[k] for k in tools.EPISODE_KEYS}
-    replicas = self._strategy.num_replicas_in_sync
-    if replicas == 1:
-      return self._train_fn({k: tf.convert_to_tensor(v) for k, v in data.items()})
-    size = self._c.batch_size // replicas
-    data = self._strategy.experimental_distribute_values_from_function(
-        lambda ctx: {k: v[ctx.replica_id_in_sync_group * size:][:size] for k, v in data.items()})
-    return self._train_fn(data)
-
-  def _train_phase(self, step):
-    log = self._should_log(step)
-    steps = self._c.pretrain if self._should_pretrain() else self._c.train_steps
-    self._replay.update()
-    for index in range(steps):
-      if tools.STOP.requested:
-        break
-      data = self._replay.sample(self._c.batch_size)
-      metrics = self.train(data)
-      self._check_finite(metrics)
-      for key, value in metrics.items():
-        self._metrics[key].append(float(value))
-      if log and index == 0 and self._c.log_images:
-        self._image_summaries(data, step)
-    if log:
-      self._write_summaries(step)
-
-  def _check_finite(self, metrics):
-    self._nonfinite = self._nonfinite + 1 if metrics['skipped_updates'] > 0 else 0
-    if self._nonfinite >= self._c.nonfinite_limit:
-      raise tools.NonFiniteError(
-          f'{self._nonfinite} train steps in a row had a non-finite loss or gradient '
-          f'(--nonfinite_limit {self._c.nonfinite_limit}); their updates were skipped')
-
-  def _policy(self, obs, state, training, amount):
+  def policy(self, obs, state, training, amount):
     latent, action = state
     embed = self._encode(preprocess(obs, self._c))
     latent, _ = self._dynamics.obs_step(latent, action, embed)
@@ -204,27 +161,42 @@ class Dreamer(tools.Module):
       action = self._actor(feat).sample()
     else:
       action = self._actor(feat).mode()
-    action = self._exploration(action, amount)
-    return action, (latent, action)
+    action = self._exploration(action, training, amount)
+    state = (latent, action)
+    return action, state
 
-  def _expl_amount(self, step, training):
-    if not training:
-      return self._c.eval_noise
-    amount = self._c.expl_amount
-    if self._c.expl_decay:
-      amount *= 0.5 ** (step / self._c.expl_decay)
-    if self._c.expl_min:
-      amount = max(self._c.expl_min, amount)
-    return amount
+  def load(self, filename):
+    super().load(filename)
+    self._should_pretrain()
+    self.sync_step()
 
-  def _exploration(self, action, amount):
-    if self._c.expl == 'additive_gaussian':
-      noisy = tf.clip_by_value(tfd.Normal(action, amount).sample(), -1, 1)
-    elif self._c.expl == 'completely_random':
-      noisy = tf.random.uniform(tf.shape(action), -1, 1)
+  @property
+  def step(self):
+    return int(self._step.numpy())
+
+  def sync_step(self):
+    # Episodes written after the checkpoint count; a lost unfinished one does
+    # not go back.
+    self._step.assign(max(self.step, count_steps(self._datadir, self._c)))
+
+  def train(self, data, log_images=False):
+    """One update of every learner on a batch of sequences; its metrics."""
+    data = {k: data[k] for k in tools.EPISODE_KEYS}
+    replicas = self._strategy.num_replicas_in_sync
+    if replicas == 1:
+      tensors = {k: tf.convert_to_tensor(v) for k, v in data.items()}
     else:
-      raise NotImplementedError(self._c.expl)
-    return tf.where(amount > 0, noisy, action)
+      size = self._c.batch_size // replicas
+      tensors = self._strategy.experimental_distribute_values_from_function(
+          lambda ctx: {k: v[ctx.replica_id_in_sync_group * size:][:size]
+                       for k, v in data.items()})
+    metrics = self._train_fn(tensors)
+    self._check_finite(metrics)
+    for key, value in metrics.items():
+      self._metrics[key].append(float(value))
+    if log_images:
+      self._image_summaries(data)
+    return metrics
 
   def _train(self, data):
     data = preprocess(data, self._c)
@@ -233,49 +205,24 @@ class Dreamer(tools.Module):
     with tf.GradientTape() as actor_tape:
       imag = self._imagine_ahead(outs)
       returns, discount = self._returns(imag)
-      weights = discount * self._imag_weights(imag, outs, metrics)
-      actor_loss = self._actor_loss(imag, returns, weights, outs, metrics)
+      weights = discount * self._imag_weights(imag, metrics)
+      actor_loss = self._actor_loss(outs, imag, returns, weights, metrics)
     with tf.GradientTape() as value_tape:
       value_loss = self._value_loss(imag, returns, weights)
-    metrics['model_grad_norm'], model_ok = self._model_opt(model_tape, model_loss)
-    metrics['actor_grad_norm'], actor_ok = self._actor_opt(actor_tape, actor_loss)
-    metrics['value_grad_norm'], value_ok = self._value_opt(value_tape, value_loss)
-    self._train_aux(outs, imag, metrics)
-    metrics['action_ent'] = tf.reduce_mean(self._actor(outs['feat']).entropy())
-    metrics.update(model_loss=model_loss, actor_loss=actor_loss, value_loss=value_loss)
-    metrics['skipped_updates'] = 3 - tf.add_n(
-        [tf.cast(ok, tf.float32) for ok in (model_ok, actor_ok, value_ok)])
+    model_norm = self._model_opt(model_tape, model_loss)
+    actor_norm = self._actor_opt(actor_tape, actor_loss)
+    value_norm = self._value_opt(value_tape, value_loss)
+    self._train_aux(data, outs, imag, metrics)
+    metrics.update(
+        model_loss=model_loss, actor_loss=actor_loss, value_loss=value_loss,
+        model_grad_norm=model_norm, actor_grad_norm=actor_norm,
+        value_grad_norm=value_norm)
+    feat = outs['feat']
+    metrics['action_ent'] = tf.reduce_mean(self._actor(feat).entropy())
     return metrics
-
-  def _train_replicas(self, data):
-    metrics = self._strategy.run(self._replica_step, (data,))
-    mean = tf.distribute.ReduceOp.MEAN
-    return {k: self._strategy.reduce(mean, v, axis=None) for k, v in metrics.items()}
-
-  def _replica_step(self, data):
-    if not self._c.jit:
-      return self._train(data)
-    # XLA cannot compile the replicas' all-reduce: each replica compiles its losses and
-    # gradients on its own device, and the averaged updates are applied outside XLA.
-    device = tf.nest.flatten(tf.distribute.get_replica_context().devices)[0]
-    with tf.device(device):
-      metrics, updates = self._compute_fn(data)
-    ok = []
-    for optimizer, (loss, grads) in zip(self._deferred, updates):
-      metrics[f'{optimizer.name}_grad_norm'], finite = optimizer.apply(loss, grads)
-      if optimizer in (self._model_opt, self._actor_opt, self._value_opt):
-        ok.append(tf.cast(finite, tf.float32))
-    metrics['skipped_updates'] = len(ok) - tf.add_n(ok)
-    return metrics
-
-  def _compute(self, data):
-    with tools.deferred_updates() as deferred:
-      metrics = self._train(data)
-    self._deferred = [optimizer for optimizer, _, _ in deferred]
-    return metrics, [(loss, grads) for _, loss, grads in deferred]
 
   def _model_loss(self, data):
-    """Dreamer's eq. 10: reconstruction and reward likelihoods minus the clamped KL."""
+    """Eq. 10: the likelihoods of images and rewards, minus the KL."""
     embed = self._encode(data)
     post, prior = self._dynamics.observe(embed, data['action'])
     feat = self._dynamics.get_feat(post)
@@ -292,55 +239,31 @@ class Dreamer(tools.Module):
     prior_dist = self._dynamics.get_dist(prior)
     post_dist = self._dynamics.get_dist(post)
     kl = tfd.kl_divergence(post_dist, prior_dist)
-    # max(KL, free nats), decided on the whole batch: with several replicas, each keeps its
-    # share of the batch's gradient.
-    div = tf.where(
-        tools.batch_mean(kl) > self._c.free_nats, tf.reduce_mean(kl), self._c.free_nats)
+    # max(KL, free nats) decided on the whole batch: with several replicas,
+    # each keeps its share of the batch's gradient.
+    clamped = tools.batch_mean(kl) <= self._c.free_nats
+    div = tf.where(clamped, self._c.free_nats, tf.reduce_mean(kl))
     model_loss = self._c.kl_scale * div - sum(likes.values())
-    outs = dict(embed=embed, post=post, prior=prior, feat=feat, image_pred=image_pred)
+    outs = dict(
+        embed=embed, post=post, prior=prior, feat=feat, image_pred=image_pred)
     metrics = dict(
         prior_ent=tf.reduce_mean(prior_dist.entropy()),
-        post_ent=tf.reduce_mean(post_dist.entropy()),
-        div=div, image_loss=-likes.image, reward_loss=-likes.reward)
-    if self._c.pcont:
-      metrics['pcont_loss'] = -likes.pcont
+        post_ent=tf.reduce_mean(post_dist.entropy()), div=div)
+    for name, logprob in likes.items():
+      metrics[name + '_loss'] = -logprob
     return model_loss, outs, metrics
-
-  def _imagine_start(self, outs):
-    """Imagination starts from every posterior state of the batch."""
-    post = outs['post']
-    if self._c.pcont:  # The last step could be terminal.
-      post = {k: v[:, :-1] for k, v in post.items()}
-    flatten = lambda x: tf.reshape(x, [-1] + list(x.shape[2:]))
-    return {k: flatten(tf.stop_gradient(v)) for k, v in post.items()}
-
-  def _imagine_ahead(self, outs):
-    """Rolls the actor out in the model for `horizon` steps, shape (horizon, starts, ...).
-
-    Step t holds the state, its features and the action that led to it; gradients reach the
-    actor through the actions only.
-    """
-    start = self._imagine_start(outs)
-    policy = lambda state: self._actor(
-        tf.stop_gradient(self._dynamics.get_feat(state))).sample()
-    def step(prev, _):
-      action = policy(prev)
-      return dict(self._dynamics.img_step(prev, action), action=action)
-    imag = tools.static_scan(step, tf.range(self._c.horizon), start)
-    imag['feat'] = self._dynamics.get_feat(imag)
-    return imag
 
   def _imag_reward(self, imag):
     return self._reward(imag['feat']).mode()
 
   def _returns(self, imag):
-    """Dreamer's eq. 6: lambda-returns, and the weight of each step's chance to be reached."""
+    """Eq. 6: lambda-returns, and each step's chance to be reached."""
     reward = self._imag_reward(imag)
-    value = self._value(imag['feat']).mode()
     if self._c.pcont:
       pcont = self._pcont(imag['feat']).mean()
     else:
       pcont = self._c.discount * tf.ones_like(reward)
+    value = self._value(imag['feat']).mode()
     returns = tools.lambda_return(
         reward[:-1], value[:-1], pcont[:-1],
         bootstrap=value[-1], lambda_=self._c.disclam, axis=0)
@@ -348,78 +271,182 @@ class Dreamer(tools.Module):
         [tf.ones_like(pcont[:1]), pcont[:-2]], 0), 0))
     return returns, discount
 
-  def _imag_weights(self, imag, outs, metrics):
-    """Weights of imagined steps in the actor and value losses; Dreamer weighs all alike."""
+  def _imag_weights(self, imag, metrics):
+    """Weights of imagined steps in the actor and value losses."""
     return 1.0
 
-  def _actor_loss(self, imag, returns, weights, outs, metrics):
-    """Dreamer's eq. 7: maximize the lambda-returns of imagined trajectories."""
+  def _actor_loss(self, outs, imag, returns, weights, metrics):
+    """Eq. 7: maximize the lambda-returns of imagined trajectories."""
     return -tf.reduce_mean(weights * returns)
 
   def _value_loss(self, imag, returns, weights):
-    """Dreamer's eq. 8: regress the values to the lambda-returns."""
+    """Eq. 8: regress the values to the lambda-returns."""
     value_pred = self._value(imag['feat'])[:-1]
     target = tf.stop_gradient(returns)
     return -tf.reduce_mean(weights * value_pred.log_prob(target))
 
-  def _train_aux(self, outs, imag, metrics):
-    """Trains learners besides the model, actor and value; Dreamer has none."""
+  def _train_aux(self, data, outs, imag, metrics):
+    """Trains learners besides the model, actor and value: none here."""
+
+  def _train_counted(self, data):
+    """_train, and how many of its updates were skipped as non-finite."""
+    with tools.updates() as finite:
+      metrics = self._train(data)
+    metrics['skipped_updates'] = tools.skipped(finite)
+    return metrics
+
+  def _train_replicas(self, data):
+    metrics = self._strategy.run(self._replica_step, (data,))
+    mean = tf.distribute.ReduceOp.MEAN
+    return {
+        k: self._strategy.reduce(mean, v, axis=None)
+        for k, v in metrics.items()}
+
+  def _replica_step(self, data):
+    if not self._c.jit:
+      return self._train_counted(data)
+    # XLA cannot compile the replicas' all-reduce: each replica compiles its
+    # losses and gradients on its own device, and the averaged updates are
+    # applied outside XLA.
+    device = tf.nest.flatten(tf.distribute.get_replica_context().devices)[0]
+    with tf.device(device):
+      metrics, updates = self._compute_fn(data)
+    with tools.updates() as finite:
+      for optimizer, (loss, grads) in zip(self._deferred, updates):
+        norm, _ = optimizer.apply(loss, grads)
+        metrics[f'{optimizer.name}_grad_norm'] = norm
+    metrics['skipped_updates'] = tools.skipped(finite)
+    return metrics
+
+  def _compute(self, data):
+    with tools.deferred_updates() as deferred:
+      metrics = self._train(data)
+    self._deferred = [optimizer for optimizer, _, _ in deferred]
+    return metrics, [(loss, grads) for _, loss, grads in deferred]
+
+  def _check_finite(self, metrics):
+    if metrics['skipped_updates'] > 0:
+      self._nonfinite += 1
+    else:
+      self._nonfinite = 0
+    if self._nonfinite >= self._c.nonfinite_limit:
+      raise tools.NonFiniteError(
+          f'{self._nonfinite} train steps in a row had a non-finite loss or '
+          f'gradient (--nonfinite_limit {self._c.nonfinite_limit}); their '
+          'updates were skipped')
 
   def _build_model(self):
-    c = self._c
-    cnn_act = ACTIVATIONS[c.cnn_act]
-    act = ACTIVATIONS[c.dense_act]
-    self._encode = models.ConvEncoder(c.cnn_depth, cnn_act)
-    self._dynamics = models.RSSM(c.stoch_size, c.deter_size, c.deter_size)
-    self._decode = models.ConvDecoder(c.cnn_depth, cnn_act)
-    self._reward = models.DenseDecoder((), 2, c.num_units, act=act)
-    if c.pcont:
-      self._pcont = models.DenseDecoder((), 3, c.num_units, 'binary', act=act)
-    self._value = models.DenseDecoder((), 3, c.num_units, act=act)
+    acts = dict(
+        elu=tf.nn.elu, relu=tf.nn.relu, swish=tf.nn.swish,
+        leaky_relu=tf.nn.leaky_relu)
+    cnn_act = acts[self._c.cnn_act]
+    act = acts[self._c.dense_act]
+    self._encode = models.ConvEncoder(self._c.cnn_depth, cnn_act)
+    self._dynamics = models.RSSM(
+        self._c.stoch_size, self._c.deter_size, self._c.deter_size)
+    self._decode = models.ConvDecoder(self._c.cnn_depth, cnn_act)
+    self._reward = models.DenseDecoder((), 2, self._c.num_units, act=act)
+    if self._c.pcont:
+      self._pcont = models.DenseDecoder(
+          (), 3, self._c.num_units, 'binary', act=act)
+    self._value = models.DenseDecoder((), 3, self._c.num_units, act=act)
     self._actor = models.ActionDecoder(
-        self._actdim, 4, c.num_units, c.action_dist, init_std=c.action_init_std, act=act)
+        self._actdim, 4, self._c.num_units, self._c.action_dist,
+        init_std=self._c.action_init_std, act=act)
     model_modules = [self._encode, self._dynamics, self._decode, self._reward]
-    if c.pcont:
+    if self._c.pcont:
       model_modules.append(self._pcont)
     Optimizer = functools.partial(
-        tools.Adam, wd=c.weight_decay, clip=c.grad_clip, wdpattern=c.weight_decay_pattern)
-    self._model_opt = Optimizer('model', model_modules, c.model_lr)
-    self._value_opt = Optimizer('value', [self._value], c.value_lr)
-    self._actor_opt = Optimizer('actor', [self._actor], c.actor_lr)
+        tools.Adam, wd=self._c.weight_decay, clip=self._c.grad_clip,
+        wdpattern=self._c.weight_decay_pattern)
+    self._model_opt = Optimizer('model', model_modules, self._c.model_lr)
+    self._value_opt = Optimizer('value', [self._value], self._c.value_lr)
+    self._actor_opt = Optimizer('actor', [self._actor], self._c.actor_lr)
 
   def _build_variables(self):
-    # One eager pass over a dummy batch creates every variable, optimizer state included,
-    # without updating any: checkpoints load before training, and the step traces once.
+    # One eager pass over a dummy batch creates every variable, optimizer
+    # state included, without updating any: checkpoints load before
+    # training, and the step traces once.
     data = dict(
         image=np.zeros((1, 2, 64, 64, 3), np.uint8),
         action=np.zeros((1, 2, self._actdim), np.float32),
-        reward=np.zeros((1, 2), np.float32), discount=np.ones((1, 2), np.float32))
+        reward=np.zeros((1, 2), np.float32),
+        discount=np.ones((1, 2), np.float32))
     with tools.Adam.building():
       self._train(data)
-    self._policy(
-        {'image': data['image'][0]},
-        (self._dynamics.initial(2), tf.zeros([2, self._actdim])), False, 0.0)
+    state = (self._dynamics.initial(2), tf.zeros([2, self._actdim]))
+    self.policy({'image': data['image'][0]}, state, False, 0.0)
+
+  def _expl_amount(self, step, training):
+    # An input of the compiled policy, which would retrace for a constant.
+    if not training:
+      return self._c.eval_noise
+    amount = self._c.expl_amount
+    if self._c.expl_decay:
+      amount *= 0.5 ** (step / self._c.expl_decay)
+    if self._c.expl_min:
+      amount = max(self._c.expl_min, amount)
+    return amount
+
+  def _exploration(self, action, training, amount):
+    if not training and not self._c.eval_noise:
+      return action
+    if self._c.expl == 'additive_gaussian':
+      return tf.clip_by_value(tfd.Normal(action, amount).sample(), -1, 1)
+    if self._c.expl == 'completely_random':
+      return tf.random.uniform(action.shape, -1, 1)
+    raise NotImplementedError(self._c.expl)
+
+  def _imagine_start(self, outs):
+    """The start states, and which set of starts each belongs to (all 0)."""
+    post = outs['post']
+    if self._c.pcont:  # Last step could be terminal.
+      post = {k: v[:, :-1] for k, v in post.items()}
+    flatten = lambda x: tf.reshape(x, [-1] + list(x.shape[2:]))
+    start = {k: flatten(tf.stop_gradient(v)) for k, v in post.items()}
+    return start, tf.zeros(tf.shape(start['deter'])[:1], tf.int32)
+
+  def _imagine_ahead(self, outs):
+    """Rolls the actor out in the model for `horizon` steps.
+
+    Step t of (horizon, starts, ...) holds the state, its features and the
+    action that led to it; `start` and `source` hold each trajectory's start
+    state and start set. Gradients reach the actor through the actions.
+    """
+    start, source = self._imagine_start(outs)
+    policy = lambda state: self._actor(
+        tf.stop_gradient(self._dynamics.get_feat(state))).sample()
+    def step(prev, _):
+      action = policy(prev)
+      return dict(self._dynamics.img_step(prev, action), action=action)
+    states = tools.static_scan(step, tf.range(self._c.horizon), start)
+    imag_feat = self._dynamics.get_feat(states)
+    return dict(states, feat=imag_feat, start=start, source=source)
+
+  def _image_summaries(self, data):
+    tensors = {k: tf.convert_to_tensor(data[k]) for k in tools.EPISODE_KEYS}
+    openl = self._openl_fn(tensors)
+    self._logger.video(self.step, 'agent/openl', openl.numpy())
 
   def _openl(self, data):
-    """Ground truth, reconstruction of the first frames then open-loop prediction, error."""
+    """Rows: truth; reconstruction of 5 frames, then open-loop; error."""
     data = preprocess({k: v[:6] for k, v in data.items()}, self._c)
     context = min(5, self._c.batch_length - 1)
     embed = self._encode(data)
-    post, _ = self._dynamics.observe(embed[:, :context], data['action'][:, :context])
-    recon = self._decode(self._dynamics.get_feat(post)).mode()
-    init = {k: v[:, -1] for k, v in post.items()}
+    truth = data['image'] + 0.5
+    init, _ = self._dynamics.observe(
+        embed[:, :context], data['action'][:, :context])
+    recon = self._decode(self._dynamics.get_feat(init)).mode()
+    init = {k: v[:, -1] for k, v in init.items()}
     prior = self._dynamics.imagine(data['action'][:, context:], init)
     openl = self._decode(self._dynamics.get_feat(prior)).mode()
-    truth = data['image'] + 0.5
     model = tf.concat([recon + 0.5, openl + 0.5], 1)
     error = (model - truth + 1) / 2
-    return tf.concat([truth, model, error], 2)
+    openl = tf.concat([truth, model, error], 2)
+    return openl
 
-  def _image_summaries(self, data, step):
-    video = self._openl_fn({k: tf.convert_to_tensor(data[k]) for k in tools.EPISODE_KEYS})
-    self._logger.video(step, 'agent/openl', video.numpy())
-
-  def _write_summaries(self, step):
+  def _write_summaries(self):
+    step = int(self._step.numpy())
     metrics = {k: np.mean(v) for k, v in self._metrics.items()}
     self._metrics.clear()
     fps = self._logger.rate(step)
@@ -440,7 +467,7 @@ def make_strategy():
 
 
 def preprocess(obs, config):
-  obs = dict(obs)
+  obs = obs.copy()
   obs['image'] = tf.cast(obs['image'], tf.float32) / 255.0 - 0.5
   if 'reward' in obs:
     clip_rewards = dict(none=lambda x: x, tanh=tf.tanh)[config.clip_rewards]
@@ -458,7 +485,7 @@ def summarize_episode(episode, config, datadir, logger, prefix):
   ret = episode['reward'].sum()
   print(f'{prefix.title()} episode of length {length} with return {ret:.1f}.')
   metrics = {
-      f'{prefix}/return': float(ret),
+      f'{prefix}/return': float(episode['reward'].sum()),
       f'{prefix}/length': len(episode['reward']) - 1,
       'episodes': episodes}
   step = steps * config.action_repeat
@@ -477,28 +504,38 @@ def make_env(config, logger, prefix, datadir, store, index=0):
   callbacks = []
   if store:
     callbacks.append(lambda ep: tools.save_episodes(datadir, [ep]))
-  callbacks.append(lambda ep: summarize_episode(ep, config, datadir, logger, prefix))
-  return wrappers.Collect(env, callbacks)
+  callbacks.append(
+      lambda ep: summarize_episode(ep, config, datadir, logger, prefix))
+  env = wrappers.Collect(env, callbacks)
+  return env
+
+
+# Added: the command line, checked before any work, and the logdir.
+
+ACTIVATIONS = ['elu', 'relu', 'swish', 'leaky_relu']  # Of _build_model.
 
 
 def check_config(config):
-  """Raises ValueError for values that would fail late or train something else than asked."""
+  """ValueError for values that would fail late or train something else."""
   suite, _, task = config.task.partition('_')
   if suite != 'dmc' or not task:
-    raise ValueError(f"unknown task '{config.task}': tasks are named dmc_<domain>_<task>")
+    raise ValueError(
+        f"unknown task '{config.task}': tasks are named dmc_<domain>_<task>")
   try:
     wrappers.parse_task(task)
   except ValueError as e:
     raise ValueError(f"unknown task '{config.task}': {e}") from None
   for key in (
-      'steps', 'eval_every', 'log_every', 'envs', 'action_repeat', 'time_limit',
-      'deter_size', 'stoch_size', 'num_units', 'cnn_depth', 'batch_size', 'train_every',
-      'train_steps', 'horizon', 'nonfinite_limit'):
+      'steps', 'eval_every', 'log_every', 'envs', 'action_repeat',
+      'time_limit', 'deter_size', 'stoch_size', 'num_units', 'cnn_depth',
+      'batch_size', 'train_every', 'train_steps', 'horizon',
+      'nonfinite_limit'):
     if config[key] < 1:
       raise ValueError(f'--{key} must be positive, got {config[key]}')
   for key in (
-      'prefill', 'pretrain', 'dataset_size', 'free_nats', 'kl_scale', 'expl_amount',
-      'expl_decay', 'expl_min', 'eval_noise', 'weight_decay', 'grad_clip'):
+      'prefill', 'pretrain', 'dataset_size', 'free_nats', 'kl_scale',
+      'expl_amount', 'expl_decay', 'expl_min', 'eval_noise', 'weight_decay',
+      'grad_clip'):
     if config[key] < 0:
       raise ValueError(f'--{key} must not be negative, got {config[key]}')
   if config.horizon < 2:
@@ -512,13 +549,22 @@ def check_config(config):
     raise ValueError('--discount and --disclam must lie in [0, 1]')
 
 
-def parse_flags(config, argv=None, choices=None, adjust=None):
-  """Parses `--key value` flags for every config key; a bad flag exits with one line.
+CHOICES = dict(
+    precision=[16, 32], parallel=['none', 'thread', 'process'],
+    clip_rewards=['none', 'tanh'], dense_act=ACTIVATIONS,
+    cnn_act=ACTIVATIONS, action_dist=['tanh_normal'],
+    expl=['additive_gaussian', 'completely_random'])
 
-  `adjust(config, given)` may set defaults that depend on other flags and on which were given.
+
+def parse_flags(config, argv=None, choices=None, adjust=None):
+  """`--key value` for every config key; a bad flag exits with one line.
+
+  `adjust(config, given)` may set defaults that depend on other flags and on
+  which flags were given.
   """
   prog = pathlib.Path(sys.argv[0]).name
-  config, given = tools.parse_flags(config, argv, {**CHOICES, **(choices or {})}, prog)
+  choices = {**CHOICES, **(choices or {})}
+  config, given = tools.parse_flags(config, argv, choices, prog)
   if adjust:
     adjust(config, given)
   try:
@@ -526,18 +572,6 @@ def parse_flags(config, argv=None, choices=None, adjust=None):
   except ValueError as e:
     sys.exit(f'{prog}: error: {e}')
   return config
-
-
-def setup(config):
-  if config.gpu_growth:
-    for gpu in tf.config.list_physical_devices('GPU'):
-      tf.config.experimental.set_memory_growth(gpu, True)
-  prec.set_global_policy('mixed_float16' if config.precision == 16 else 'float32')
-  random.seed(config.seed)
-  np.random.seed(config.seed)
-  tf.random.set_seed(config.seed)
-  if config.deterministic:
-    tf.config.experimental.enable_op_determinism()
 
 
 def prepare_logdir(logdir):
@@ -551,6 +585,19 @@ def prepare_logdir(logdir):
   return datadir
 
 
+def setup(config):
+  if config.gpu_growth:
+    for gpu in tf.config.experimental.list_physical_devices('GPU'):
+      tf.config.experimental.set_memory_growth(gpu, True)
+  policy = 'mixed_float16' if config.precision == 16 else 'float32'
+  prec.set_global_policy(policy)
+  random.seed(config.seed)
+  np.random.seed(config.seed)
+  tf.random.set_seed(config.seed)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
 def main(config, agent_class=None):
   agent_class = agent_class or Dreamer
   prog = pathlib.Path(sys.argv[0]).name
@@ -558,10 +605,13 @@ def main(config, agent_class=None):
   try:
     datadir = prepare_logdir(config.logdir)
   except OSError as e:
-    sys.exit(f'{prog}: error: cannot write to --logdir {config.logdir}: {e.strerror or e}')
+    sys.exit(f'{prog}: error: cannot write to --logdir {config.logdir}: '
+             f'{e.strerror or e}')
   setup(config)
   tools.STOP.install()
   print('Logdir', config.logdir)
+
+  # Create environments.
   logger = tools.Logger(config.logdir, config.steps)
   train_envs = [
       make_env(config, logger, 'train', datadir, store=True, index=i)
@@ -571,25 +621,32 @@ def main(config, agent_class=None):
       for i in range(config.envs)]
   try:
     actspace = train_envs[0].action_space
+    # The agent and its checkpoint first: a bad one stops the run before
+    # anything is written.
     agent = agent_class(config, datadir, actspace, logger)
     checkpoint = config.logdir / 'variables.pkl'
     if checkpoint.exists():
       agent.load(checkpoint)
       print(f'Loaded checkpoint at step {agent.step}.')
+
     # Prefill dataset with random episodes.
-    prefill = max(0, config.prefill - count_steps(datadir, config))
+    step = count_steps(datadir, config)
+    prefill = max(0, config.prefill - step)
     print(f'Prefill dataset with {prefill} steps.')
     random = np.random.RandomState(config.seed)
     random_agent = lambda o, d, _: ([actspace.sample(random) for _ in d], None)
-    tools.simulate(random_agent, train_envs, -(-prefill // config.action_repeat))
+    steps = -(-prefill // config.action_repeat)  # Rounded up.
+    tools.simulate(random_agent, train_envs, steps)
     agent.sync_step()
     logger.flush()
+
     # Train and regularly evaluate the agent.
     print(f'Simulating agent for {config.steps - agent.step} steps.')
     state = None
     while agent.step < config.steps and not tools.STOP.requested:
       print('Start evaluation.')
-      tools.simulate(functools.partial(agent, training=False), test_envs, episodes=1)
+      tools.simulate(
+          functools.partial(agent, training=False), test_envs, episodes=1)
       logger.flush()
       print('Start collection.')
       steps = config.eval_every // config.action_repeat
@@ -597,11 +654,13 @@ def main(config, agent_class=None):
       if not tools.STOP.requested:
         agent.save(checkpoint)
     if tools.STOP.requested:
-      # Keep the unfinished episodes: the checkpoint's step counts their steps.
-      tools.save_episodes(datadir, [e for e in (env.flush() for env in train_envs) if e])
+      # Keep the unfinished episodes: the checkpoint's step counts them.
+      episodes = [env.flush() for env in train_envs]
+      tools.save_episodes(datadir, [e for e in episodes if e])
       agent.sync_step()
       agent.save(checkpoint)
-      print(f'Stopped at step {agent.step}; run the same command to continue.')
+      print(f'Stopped at step {agent.step}; '
+            'run the same command to continue.')
   except tools.RunError as e:
     sys.exit(f'{prog}: error: {e}')
   finally:

@@ -1,22 +1,21 @@
-"""Networks of the agent: RSSM, ConvEncoder, ConvDecoder, DenseDecoder, ActionDecoder.
+"""Networks: RSSM, ConvEncoder, ConvDecoder, DenseDecoder, ActionDecoder.
 
-Layers compute in the global precision policy; states, outputs and distribution parameters are
-float32, so that KL, log-probs and entropies never run in float16. No method here is a
-tf.function: they are traced inside the one compiled train step (reference §1).
+Layers compute in the global precision policy; states, outputs and the
+parameters of distributions are float32, so that KL, log-probs and entropies
+never run in float16. No method here is a tf.function: they are traced inside
+the one compiled train step (reference §1).
 """
 
-import tools  # Sets TensorFlow's import flags; must precede the TensorFlow import.
+import tools  # Sets TensorFlow's import flags; must precede its import.
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 from tf_keras import layers as tfkl
-
-tfd = tfp.distributions
+from tensorflow_probability import distributions as tfd
 
 
 class RSSM(tools.Module):
-  """Recurrent state-space model: deterministic GRU path `deter`, Gaussian state `stoch`."""
+  """Recurrent state-space model: GRU path `deter`, Gaussian state `stoch`."""
 
   def __init__(self, stoch=30, deter=200, hidden=200, act=tf.nn.elu):
     super().__init__()
@@ -119,7 +118,8 @@ class ConvDecoder(tools.Module):
     x = self.get('h4', tfkl.Conv2DTranspose, 1 * self._depth, 6, **kwargs)(x)
     x = self.get('h5', tfkl.Conv2DTranspose, self._shape[-1], 6, strides=2)(x)
     mean = tf.reshape(x, tf.concat([tf.shape(features)[:-1], self._shape], 0))
-    return tfd.Independent(tfd.Normal(tf.cast(mean, tf.float32), 1), len(self._shape))
+    mean = tf.cast(mean, tf.float32)
+    return tfd.Independent(tfd.Normal(mean, 1), len(self._shape))
 
 
 class DenseDecoder(tools.Module):
@@ -142,7 +142,8 @@ class DenseDecoder(tools.Module):
     if self._dist == 'normal':
       return tfd.Independent(tfd.Normal(x, 1), len(self._shape))
     if self._dist == 'binary':
-      return tfd.Independent(tfd.Bernoulli(x, dtype=tf.float32), len(self._shape))
+      return tfd.Independent(
+          tfd.Bernoulli(x, dtype=tf.float32), len(self._shape))
     raise NotImplementedError(self._dist)
 
 

@@ -1,14 +1,15 @@
-"""Shared machinery: config and flags, modules and checkpoints, optimizer, scans and returns,
-distributions, episodes and replay, simulation, logging."""
+"""Shared machinery in upstream's order; additions at the end: errors, files,
+stopping, logging."""
 
 import os
 import sys
 
-# Both must happen before TensorFlow is first imported (reference §1). Keras 2 layers are
-# tracked by tf.Module; and TF loaded with RTLD_GLOBAL exports LLVM symbols that crash Mesa's
-# software renderer on the first frame, so we make TF fall back to RTLD_LOCAL.
+# Both must happen before TensorFlow is first imported (reference §1): Keras 2
+# layers are tracked by tf.Module; and TF loaded with RTLD_GLOBAL exports LLVM
+# symbols that crash Mesa's software renderer on the first frame, so we make TF
+# fall back to RTLD_LOCAL.
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # Hide INFO lines; keep warnings and errors.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # Hide INFO lines.
 if 'tensorflow' not in sys.modules:
   sys.modules['tensorflow.python.pywrap_dlopen_global_flags'] = None
 
@@ -28,13 +29,13 @@ import uuid
 
 import numpy as np
 import tensorflow as tf
+import tensorflow.compat.v1 as tf1
 import tensorflow_probability as tfp
 import tf_keras
 from tf_keras import mixed_precision as prec
+from tensorflow_probability import distributions as tfd
 
 import wrappers
-
-tfd = tfp.distributions
 
 
 class AttrDict(dict):
@@ -48,126 +49,25 @@ class AttrDict(dict):
       raise AttributeError(name) from None
 
 
-# Flags.
-
-class _Parser(argparse.ArgumentParser):
-
-  def error(self, message):
-    sys.exit(f'{self.prog}: error: {message}')
-
-
-def args_type(default):
-  """The parser of a flag with this default: True/False, integers written like 1e6, paths."""
-  if isinstance(default, bool):
-    def parse_bool(x):
-      if x not in ('True', 'False'):
-        raise argparse.ArgumentTypeError(f"expected True or False, got '{x}'")
-      return x == 'True'
-    return parse_bool
-  if isinstance(default, int):
-    def parse_int(x):
-      try:
-        value = float(x)
-      except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{x}'") from None
-      if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{x}'")
-      return int(value)
-    return parse_int
-  if isinstance(default, float):
-    def parse_float(x):
-      try:
-        return float(x)
-      except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{x}'") from None
-    return parse_float
-  if isinstance(default, pathlib.Path):
-    return lambda x: pathlib.Path(x).expanduser()
-  return str
-
-
-def parse_flags(config, argv=None, choices=None, prog=None):
-  """Every config key as a flag `--key value`; bad flags exit with one line.
-
-  Returns the config and the set of keys that were given on the command line.
-  """
-  choices = choices or {}
-  unset = object()
-  parser = _Parser(prog=prog, allow_abbrev=False)
-  for key, value in config.items():
-    parser.add_argument(
-        f'--{key}', type=args_type(value), default=unset, choices=choices.get(key))
-  args = vars(parser.parse_args(argv))
-  given = {key for key, value in args.items() if value is not unset}
-  return AttrDict({k: args[k] if k in given else v for k, v in config.items()}), given
-
-
-def has_gpu():
-  # Without a driver, asking TensorFlow logs a CUDA error on every CPU-only Linux machine.
-  if sys.platform.startswith('linux') and not glob.glob('/dev/nvidia*'):
-    return False
-  return bool(tf.config.list_physical_devices('GPU'))
-
-
-# Modules and checkpoints.
-
-class RunError(RuntimeError):
-  """A problem of the run's inputs, reported as one line instead of a traceback."""
-
-
-class ConfigError(RunError):
-  pass
-
-
-class CheckpointError(RunError):
-  pass
-
-
-class NonFiniteError(RunError):
-  pass
-
-
 class Module(tf.Module):
 
-  def get(self, name, ctor, *args, **kwargs):
-    # Create or get layer by name to avoid mentioning it in the constructor.
-    if not hasattr(self, '_modules'):
-      self._modules = {}
-    if name not in self._modules:
-      self._modules[name] = ctor(*args, **kwargs)
-    return self._modules[name]
-
-  def named_variables(self):
-    """Every variable below this module, optimizer state included, by attribute path."""
-    paths = {}
-    for path, var in self._flatten(
-        predicate=lambda x: isinstance(x, tf.Variable), with_path=True):
-      name = '/'.join(str(p) for p in path)
-      paths.setdefault(var.ref(), []).append(name)
-    # Keras lists each weight twice (kernel, _trainable_weights/0): keep the shortest path.
-    named = {min(names, key=lambda n: (n.count('/'), n)): ref.deref()
-             for ref, names in paths.items()}
-    for path, opt in self._flatten(
-        predicate=lambda x: isinstance(x, Adam), with_path=True):
-      prefix = '/'.join(str(p) for p in path)
-      for index, var in enumerate(opt.optimizer_variables()):
-        named[f'{prefix}/slots/{index}'] = var
-    return dict(sorted(named.items()))
-
   def save(self, filename):
-    values = {name: var.numpy() for name, var in self.named_variables().items()}
-    write_atomic(filename, lambda f: pickle.dump(values, f, pickle.HIGHEST_PROTOCOL))
+    values = {k: v.numpy() for k, v in self.named_variables().items()}
+    write_atomic(
+        filename, lambda f: pickle.dump(values, f, pickle.HIGHEST_PROTOCOL))
 
   def load(self, filename):
-    """Restores every variable or, if the file does not fit this agent, none."""
+    """Restores every variable or, if the file does not fit, none."""
     try:
       with pathlib.Path(filename).open('rb') as f:
         values = pickle.load(f)
     except Exception as e:
-      raise CheckpointError(f'{filename} is not a readable checkpoint ({e})') from e
+      raise CheckpointError(
+          f'{filename} is not a readable checkpoint ({e})') from e
     if not isinstance(values, dict):
       raise CheckpointError(
-          f'{filename} is not a readable checkpoint (it holds a {type(values).__name__})')
+          f'{filename} is not a readable checkpoint '
+          f'(it holds a {type(values).__name__})')
     variables = self.named_variables()
     missing = sorted(set(variables) - set(values))
     unknown = sorted(set(values) - set(variables))
@@ -179,175 +79,314 @@ class Module(tf.Module):
       shape = np.shape(values[name])
       if tuple(shape) != tuple(var.shape):
         raise CheckpointError(
-            f'{filename} does not fit this agent: variable {name} has shape {shape} there '
-            f'but {tuple(var.shape)} here (written with another config?)')
+            f'{filename} does not fit this agent: variable {name} has shape '
+            f'{shape} there but {tuple(var.shape)} here '
+            '(written with another config?)')
     for name, var in variables.items():
       var.assign(values[name])
 
+  def get(self, name, ctor, *args, **kwargs):
+    # Create or get layer by name to avoid mentioning it in the constructor.
+    if not hasattr(self, '_modules'):
+      self._modules = {}
+    if name not in self._modules:
+      self._modules[name] = ctor(*args, **kwargs)
+    return self._modules[name]
 
-_deferred = None
+  def named_variables(self):
+    """Every variable below, optimizer state included, by attribute path."""
+    paths = {}
+    for path, var in self._flatten(
+        predicate=lambda x: isinstance(x, tf.Variable), with_path=True):
+      name = '/'.join(str(p) for p in path)
+      paths.setdefault(var.ref(), []).append(name)
+    # Keras lists each weight twice (kernel, _trainable_weights/0): keep the
+    # shortest path.
+    named = {min(names, key=lambda n: (n.count('/'), n)): ref.deref()
+             for ref, names in paths.items()}
+    for path, opt in self._flatten(
+        predicate=lambda x: isinstance(x, Adam), with_path=True):
+      prefix = '/'.join(str(p) for p in path)
+      for index, var in enumerate(opt.optimizer_variables()):
+        named[f'{prefix}/slots/{index}'] = var
+    return dict(sorted(named.items()))
 
 
-@contextlib.contextmanager
-def deferred_updates():
-  """For XLA with several replicas, which cannot compile the replicas' all-reduce.
+def video_summary(name, video, step=None, fps=20):
+  if np.issubdtype(video.dtype, np.floating):
+    video = np.clip(255 * video, 0, 255).astype(np.uint8)
+  B, T, H, W, C = video.shape
+  frames = video.transpose((1, 2, 0, 3, 4)).reshape((T, H, B * W, C))
+  summary = tf1.Summary()
+  image = tf1.Summary.Image(height=H, width=B * W, colorspace=C)
+  image.encoded_image_string = encode_gif(frames, fps)
+  summary.value.add(tag=name, image=image)
+  tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step)
 
-  Inside, `Adam` calls only compute gradients and list them for `Adam.apply` outside, and
-  `batch_mean` averages over this replica's part of the batch only.
+
+def encode_gif(frames, fps):
+  """GIF bytes of uint8 frames (T, H, W, C), encoded in-process by Pillow."""
+  from PIL import Image
+  images = [Image.fromarray(frame) for frame in frames]
+  buffer = io.BytesIO()
+  images[0].save(
+      buffer, format='GIF', save_all=True, append_images=images[1:],
+      duration=int(round(1000 / fps)), loop=0)
+  return buffer.getvalue()
+
+
+def simulate(agent, envs, steps=0, episodes=0, state=None):
+  """Steps until `steps` agent steps or `episodes` episodes have finished.
+
+  A worker that dies loses its unfinished episode and is restarted.
   """
-  global _deferred
-  _deferred = []
-  try:
-    yield _deferred
-  finally:
-    _deferred = None
+  # Initialize or unpack simulation state.
+  if state is None:
+    step, episode = 0, 0
+    done = np.ones(len(envs), bool)
+    length = np.zeros(len(envs), np.int32)
+    obs = [None] * len(envs)
+    agent_state = None
+  else:
+    step, episode, done, length, obs, agent_state = state
+  while (steps and step < steps) or (episodes and episode < episodes):
+    if STOP.requested:
+      break
+    # Reset envs if necessary.
+    if done.any():
+      indices = [index for index, d in enumerate(done) if d]
+      promises = [envs[i].reset(blocking=False) for i in indices]
+      for index, promise in zip(indices, promises):
+        obs[index] = _receive_reset(envs[index], promise)
+    # Step agents.
+    batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+    action, agent_state = agent(batch, done, agent_state)
+    action = np.array(action)
+    assert len(action) == len(envs)
+    # Step envs.
+    promises = [e.step(a, blocking=False) for e, a in zip(envs, action)]
+    died = np.zeros(len(envs), bool)
+    for index, promise in enumerate(promises):
+      try:
+        obs[index], _, done[index] = promise()[:3]
+      except wrappers.WorkerDied as e:
+        print(f'Warning: {e}; its unfinished episode is discarded.',
+              file=sys.stderr)
+        died[index] = done[index] = True
+    finished = done & ~died
+    episode += int(finished.sum())
+    length += 1
+    step += int((finished * length).sum())
+    length *= (1 - done)
+  # Return new state to allow resuming the simulation.
+  return (step - steps, episode - episodes, done, length, obs, agent_state)
 
 
-def batch_mean(x):
-  """The mean of x over the whole batch, across replicas; no gradient flows through it."""
-  mean = tf.stop_gradient(tf.reduce_mean(x))
-  context = tf.distribute.get_replica_context()
-  if context is None or context.num_replicas_in_sync == 1 or _deferred is not None:
-    return mean
-  return context.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
-
-
-def batch_std(x):
-  """The standard deviation of x over the whole batch, across replicas; no gradient."""
-  return tf.sqrt(batch_mean(tf.square(x - batch_mean(x))))
-
-
-class Adam(tf.Module):
-  """Adam over the variables of some modules, with gradients averaged over replicas,
-  global-norm clipping, decoupled weight decay, loss scaling under mixed precision, and
-  skipping of non-finite updates."""
-
-  # The optimized modules' variables belong to those modules, not to their optimizer.
-  _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {
-      '_modules', '_variables'}
-  _building = False
-
-  @classmethod
-  @contextlib.contextmanager
-  def building(cls):
-    """Inside, calls create the optimizer state but update nothing."""
-    cls._building = True
+def _receive_reset(env, promise, attempts=3):
+  for attempt in range(attempts):
     try:
-      yield
-    finally:
-      cls._building = False
-
-  def __init__(self, name, modules, lr, clip=None, wd=None, wdpattern=r'.*'):
-    super().__init__(name=name)
-    self._modules = modules
-    self._clip = clip
-    self._wdpattern = wdpattern
-    self._opt = tf_keras.optimizers.Adam(lr, weight_decay=wd or None)
-    self._mixed = prec.global_policy().compute_dtype == 'float16'
-    if self._mixed:
-      self._opt = prec.LossScaleOptimizer(self._opt)
-    self._variables = None
-
-  def optimizer_variables(self):
-    return list(self._opt.variables)
-
-  def build(self):
-    """Creates the optimizer state, once the modules have created their variables."""
-    if self._variables is not None:
-      return
-    self._variables = [v for module in self._modules for v in module.trainable_variables]
-    count = sum(int(np.prod(x.shape)) for x in self._variables)
-    print(f'Found {count} {self.name} parameters.')
-    inner = self._opt.inner_optimizer if self._mixed else self._opt
-    excluded = [
-        v for v in self._variables if not re.search(self._wdpattern, f'{self.name}/{v.name}')]
-    inner.exclude_from_weight_decay(var_list=excluded)
-    self._opt.build(self._variables)
-
-  def __call__(self, tape, loss):
-    """One update: returns the gradient norm and False if a non-finite loss or gradient
-    skipped it (float16 overflows that the loss scale optimizer skips are no errors)."""
-    self.build()
-    assert len(loss.shape) == 0, loss.shape
-    if Adam._building:
-      return tf.constant(0.0), tf.constant(False)
-    if self._mixed:
-      with tape:  # Record the scaling too, so float16 gradients backpropagate scaled.
-        scaled = self._opt.get_scaled_loss(loss)
-      grads = self._opt.get_unscaled_gradients(tape.gradient(scaled, self._variables))
-    else:
-      grads = tape.gradient(loss, self._variables)
-    if _deferred is not None:
-      _deferred.append((self, loss, grads))
-      return tf.linalg.global_norm(grads), tf.constant(True)  # Until `apply` runs.
-    return self.apply(loss, grads)
-
-  def apply(self, loss, grads):
-    """Averages the gradients over replicas, clips and applies them: norm, finite."""
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context else 1
-    if replicas > 1:
-      present = [i for i, g in enumerate(grads) if g is not None]
-      mean = context.all_reduce(tf.distribute.ReduceOp.MEAN, [grads[i] for i in present])
-      grads = list(grads)
-      for i, g in zip(present, mean):
-        grads[i] = g
-      loss = context.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
-    norm = tf.linalg.global_norm(grads)
-    if self._clip:
-      grads, _ = tf.clip_by_global_norm(grads, self._clip, norm)
-    finite = tf.math.is_finite(loss)
-    pairs = [(g, v) for g, v in zip(grads, self._variables) if g is not None]
-    if self._mixed:
-      # The loss scale optimizer skips updates with non-finite gradients itself.
-      self._opt.apply_gradients(pairs, skip_gradients_aggregation=True)
-      return norm, finite
-    finite = tf.logical_and(finite, tf.math.is_finite(norm))
-    def update():
-      self._opt.apply_gradients(pairs, skip_gradients_aggregation=True)
-      return tf.constant(True)
-    skip = lambda: tf.constant(False)
-    if replicas == 1:
-      tf.cond(finite, update, skip)
-      return norm, finite
-    # The update synchronizes the replicas, which cannot happen inside a cond in a replica
-    # context: decide in the cross-replica context and update every replica from there.
-    def cross_replica(strategy, finite):
-      finite = strategy.experimental_local_results(finite)[0]
-      def update_each():
-        strategy.extended.call_for_each_replica(update)
-        return tf.constant(True)
-      tf.cond(finite, update_each, skip)
-    context.merge_call(cross_replica, args=(finite,))
-    return norm, finite
+      return promise()
+    except wrappers.WorkerDied as e:
+      if attempt == attempts - 1:
+        raise
+      print(f'Warning: {e}; resetting again.', file=sys.stderr)
+      promise = env.reset(blocking=False)
 
 
-# Sequences and returns.
-
-def static_scan(fn, inputs, start, reverse=False):
-  """Unrolled scan: `fn(last, input)` for each input; outputs stacked along axis 0."""
-  last = start
-  outputs = None
-  count = tf.nest.flatten(inputs)[0].shape[0]
-  indices = reversed(range(count)) if reverse else range(count)
-  for index in indices:
-    inp = tf.nest.map_structure(lambda x: x[index], inputs)
-    last = fn(last, inp)
-    if outputs is None:
-      outputs = [[] for _ in tf.nest.flatten(last)]
-    for output, value in zip(outputs, tf.nest.flatten(last)):
-      output.append(value)
-  if reverse:
-    outputs = [list(reversed(x)) for x in outputs]
-  outputs = [tf.stack(x, 0) for x in outputs]
-  return tf.nest.pack_sequence_as(last, outputs)
+def count_episodes(directory):
+  filenames = episode_files(directory)
+  lengths = [episode_length(n) - 1 for n in filenames]
+  episodes, steps = len(lengths), sum(lengths)
+  return episodes, steps
 
 
-def lambda_return(reward, value, pcont, bootstrap, lambda_, axis):
-  """R_t = r_t + pcont_t ((1 - lambda) v_{t+1} + lambda R_{t+1}), R_T = bootstrap.
+def save_episodes(directory, episodes):
+  directory = pathlib.Path(directory).expanduser()
+  directory.mkdir(parents=True, exist_ok=True)
+  timestamp = datetime.datetime.now().strftime('%Y%m%dT%H%M%S')
+  filenames = []
+  for episode in episodes:
+    identifier = str(uuid.uuid4().hex)
+    length = len(episode['reward'])
+    filename = directory / f'{timestamp}-{identifier}-{length}.npz'
+    with io.BytesIO() as f1:
+      np.savez_compressed(f1, **episode)
+      write_atomic(filename, lambda f2: f2.write(f1.getvalue()))
+    filenames.append(filename)
+  return filenames
 
-  lambda = 1 gives the discounted Monte Carlo return, lambda = 0 the one-step return.
+
+EPISODE_KEYS = ('image', 'action', 'reward', 'discount')
+
+
+def episode_length(filename):
+  """The length in an episode's name, counting the reset step, or None."""
+  try:
+    return int(pathlib.Path(filename).stem.rsplit('-', 1)[-1])
+  except ValueError:
+    return None
+
+
+def episode_files(directory):
+  """Episode files, oldest first."""
+  directory = pathlib.Path(directory).expanduser()
+  filenames = [
+      f for f in directory.glob('*.npz') if episode_length(f) is not None]
+  # Names start with a timestamp in seconds; the write time orders episodes
+  # within a second.
+  def order(filename):
+    try:
+      mtime = filename.stat().st_mtime_ns
+    except FileNotFoundError:
+      mtime = 0
+    return filename.name.split('-', 1)[0], mtime, filename.name
+  return sorted(filenames, key=order)
+
+
+def load_episode(filename):
+  """Reads and checks one episode; ValueError for a corrupt or torn file."""
+  try:
+    with np.load(filename) as data:
+      episode = {k: data[k] for k in data.keys()}
+  except Exception as e:
+    raise ValueError(
+        f'cannot read {filename.name}: {type(e).__name__}: {e}') from e
+  missing = [k for k in EPISODE_KEYS if k not in episode]
+  if missing:
+    raise ValueError(f'{filename.name} lacks {missing}')
+  lengths = {len(v) for v in episode.values()}
+  if lengths != {episode_length(filename)}:
+    raise ValueError(
+        f'{filename.name} holds sequences of lengths {sorted(lengths)}')
+  return episode
+
+
+class Replay:
+  """Samples training sequences from the episodes in a directory.
+
+  Upstream's load_episodes, but it holds in memory only the newest episodes
+  whose steps fit `capacity` (0: all). `update()` reads the episodes written
+  since; corrupt files are skipped with a warning.
   """
+
+  def __init__(self, directory, length, capacity=0, balance=False, seed=0):
+    self._directory = pathlib.Path(directory).expanduser()
+    self._length = length
+    self._capacity = capacity
+    self._balance = balance
+    self._random = np.random.RandomState(seed)
+    self._episodes = collections.OrderedDict()
+    self._skipped = set()
+
+  @property
+  def episodes(self):
+    return self._episodes
+
+  def update(self):
+    files = [
+        f for f in episode_files(self._directory) if f not in self._skipped]
+    keep, total = [], 0
+    for filename in reversed(files):
+      steps = episode_length(filename) - 1
+      if keep and self._capacity and total + steps > self._capacity:
+        break
+      keep.append(filename)
+      total += steps
+    keep = set(keep)
+    for filename in list(self._episodes):
+      if filename not in keep:
+        del self._episodes[filename]
+    for filename in files:
+      if filename in keep and filename not in self._episodes:
+        try:
+          self._episodes[filename] = load_episode(filename)
+        except ValueError as e:
+          print(f'Warning: skipping episode: {e}', file=sys.stderr)
+          self._skipped.add(filename)
+
+  def sample(self, batch_size):
+    """A dict of arrays of shape (batch_size, length, ...)."""
+    candidates = [
+        e for e in self._episodes.values()
+        if len(e['reward']) >= self._length]
+    if not candidates:
+      raise ValueError(
+          f'No episode in {self._directory} is as long as '
+          f'batch_length={self._length}.')
+    chunks = []
+    for index in self._random.randint(0, len(candidates), batch_size):
+      episode = candidates[index]
+      total = len(episode['reward'])
+      available = total - self._length
+      if self._balance:
+        # Favour the ends of episodes, which uniform starts sample less.
+        index = min(self._random.randint(0, total), available)
+      else:
+        index = self._random.randint(0, available + 1)
+      chunks.append(
+          {k: v[index: index + self._length] for k, v in episode.items()})
+    return {k: np.stack([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def random_batch(shape, actdim, seed=0):
+  """Random sequences in the episodes' format, (batch, length) = shape; as
+  upstream's DummyEnv, for tests and benchmarks."""
+  random = np.random.RandomState(seed)
+  return dict(
+      image=random.randint(0, 255, shape + (64, 64, 3)).astype(np.uint8),
+      action=random.uniform(-1, 1, shape + (actdim,)).astype(np.float32),
+      reward=random.uniform(0, 1, shape).astype(np.float32),
+      discount=np.ones(shape, np.float32))
+
+
+class SampleDist:
+  """Mean, mode and entropy without closed forms, estimated by sampling."""
+
+  def __init__(self, dist, samples=100):
+    self._dist = dist
+    self._samples = samples
+
+  @property
+  def name(self):
+    return 'SampleDist'
+
+  def __getattr__(self, name):
+    return getattr(self._dist, name)
+
+  def mean(self):
+    samples = self._dist.sample(self._samples)
+    return tf.reduce_mean(samples, 0)
+
+  def mode(self):
+    sample = self._dist.sample(self._samples)
+    logprob = self._dist.log_prob(sample)
+    # The best sample of each batch element (upstream took element 0's).
+    best = tf.one_hot(
+        tf.argmax(logprob, 0), self._samples, axis=0, dtype=sample.dtype)
+    return tf.reduce_sum(sample * best[..., None], 0)
+
+  def entropy(self):
+    sample = self._dist.sample(self._samples)
+    logprob = self.log_prob(sample)
+    return -tf.reduce_mean(logprob, 0)
+
+
+class TanhBijector(tfp.bijectors.Tanh):
+  """tfp's tanh whose inverse clips to |y| < 1.
+
+  float32 samples saturate to exactly +-1 (atanh = inf), which would make
+  log-probs of samples, and so entropies and modes, NaN.
+  """
+
+  def _inverse(self, y):
+    limit = np.nextafter(np.float32(1), np.float32(0))
+    return tf.atanh(tf.clip_by_value(y, -limit, limit))
+
+
+def lambda_return(
+    reward, value, pcont, bootstrap, lambda_, axis):
+  # Setting lambda=1 gives a discounted Monte Carlo return.
+  # Setting lambda=0 gives a fixed 1-step return.
   reward, value = tf.convert_to_tensor(reward), tf.convert_to_tensor(value)
   assert reward.shape.ndims == value.shape.ndims, (reward.shape, value.shape)
   pcont = tf.convert_to_tensor(pcont, reward.dtype) * tf.ones_like(reward)
@@ -371,267 +410,254 @@ def lambda_return(reward, value, pcont, bootstrap, lambda_, axis):
   return returns
 
 
-# Distributions.
+class Adam(tf.Module):
+  """Adam over some modules' variables: gradients averaged over replicas,
+  global-norm clipping, decoupled weight decay, loss scaling under float16,
+  and non-finite updates skipped (and listed by `updates()`)."""
 
-class TanhBijector(tfp.bijectors.Tanh):
-  """tfp's tanh whose inverse clips to |y| < 1.
+  # The optimized modules' variables belong to those modules.
+  _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {
+      '_modules', '_variables'}
+  _building = False
 
-  float32 samples saturate to exactly +-1 (atanh = inf), which would make log-probs of samples,
-  and so entropies and modes, NaN.
-  """
+  def __init__(self, name, modules, lr, clip=None, wd=None, wdpattern=r'.*'):
+    super().__init__(name=name)
+    self._modules = modules
+    self._clip = clip
+    self._wdpattern = wdpattern
+    self._opt = tf_keras.optimizers.Adam(lr, weight_decay=wd or None)
+    self._mixed = prec.global_policy().compute_dtype == 'float16'
+    if self._mixed:
+      self._opt = prec.LossScaleOptimizer(self._opt)
+    self._variables = None
 
-  def _inverse(self, y):
-    limit = np.nextafter(np.float32(1), np.float32(0))
-    return tf.atanh(tf.clip_by_value(y, -limit, limit))
+  @classmethod
+  @contextlib.contextmanager
+  def building(cls):
+    """Inside, calls create the optimizer state but update nothing."""
+    cls._building = True
+    try:
+      yield
+    finally:
+      cls._building = False
+
+  def optimizer_variables(self):
+    return list(self._opt.variables)
+
+  def __call__(self, tape, loss):
+    """One update; returns the gradient norm."""
+    if self._variables is None:
+      variables = [module.trainable_variables for module in self._modules]
+      self._variables = tf.nest.flatten(variables)
+      count = sum(np.prod(x.shape) for x in self._variables)
+      print(f'Found {count} {self.name} parameters.')
+      self._build()
+    assert len(loss.shape) == 0, loss.shape
+    if Adam._building:
+      return tf.constant(0.0)
+    unscaled = loss
+    if self._mixed:
+      with tape:  # Recorded, so float16 gradients backpropagate scaled.
+        loss = self._opt.get_scaled_loss(loss)
+    grads = tape.gradient(loss, self._variables)
+    if self._mixed:
+      grads = self._opt.get_unscaled_gradients(grads)
+    if _deferred is not None:
+      _deferred.append((self, unscaled, grads))
+      return tf.linalg.global_norm(grads)  # Until `apply` runs.
+    return self.apply(unscaled, grads)[0]
+
+  def apply(self, loss, grads):
+    """Averages over replicas, clips and applies: the norm, whether finite.
+
+    A non-finite loss or gradient skips the update (float16 overflows are
+    the loss scale optimizer's to skip, no errors).
+    """
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context else 1
+    if replicas > 1:
+      grads, loss = self._all_reduce(context, grads, loss)
+    norm = tf.linalg.global_norm(grads)
+    if self._clip:
+      grads, _ = tf.clip_by_global_norm(grads, self._clip, norm)
+    finite = tf.math.is_finite(loss)
+    if not self._mixed:
+      finite = tf.logical_and(finite, tf.math.is_finite(norm))
+    if _updates is not None:
+      _updates.append(finite)
+    pairs = [(g, v) for g, v in zip(grads, self._variables) if g is not None]
+    if self._mixed:
+      # The loss scale optimizer skips non-finite gradients itself.
+      self._opt.apply_gradients(pairs, skip_gradients_aggregation=True)
+      return norm, finite
+    def update():
+      self._opt.apply_gradients(pairs, skip_gradients_aggregation=True)
+      return tf.constant(True)
+    skip = lambda: tf.constant(False)
+    if replicas == 1:
+      tf.cond(finite, update, skip)
+      return norm, finite
+    # The update synchronizes the replicas, which cannot happen inside a cond
+    # in a replica context: decide in the cross-replica context and update
+    # every replica from there.
+    def cross_replica(strategy, finite):
+      finite = strategy.experimental_local_results(finite)[0]
+      def update_each():
+        strategy.extended.call_for_each_replica(update)
+        return tf.constant(True)
+      tf.cond(finite, update_each, skip)
+    context.merge_call(cross_replica, args=(finite,))
+    return norm, finite
+
+  def _build(self):
+    # The optimizer state, once the modules have created their variables.
+    inner = self._opt.inner_optimizer if self._mixed else self._opt
+    inner.exclude_from_weight_decay(var_list=[
+        v for v in self._variables
+        if not re.search(self._wdpattern, f'{self.name}/{v.name}')])
+    self._opt.build(self._variables)
+
+  def _all_reduce(self, context, grads, loss):
+    present = [i for i, g in enumerate(grads) if g is not None]
+    mean = context.all_reduce(
+        tf.distribute.ReduceOp.MEAN, [grads[i] for i in present])
+    grads = list(grads)
+    for i, g in zip(present, mean):
+      grads[i] = g
+    loss = context.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
+    return grads, loss
 
 
-class SampleDist:
-  """Mean, mode and entropy of a distribution without closed forms, estimated by sampling."""
-
-  def __init__(self, dist, samples=100):
-    self._dist = dist
-    self._samples = samples
-
-  @property
-  def name(self):
-    return 'SampleDist'
-
-  def __getattr__(self, name):
-    return getattr(self._dist, name)
-
-  def mean(self):
-    return tf.reduce_mean(self._dist.sample(self._samples), 0)
-
-  def mode(self):
-    sample = self._dist.sample(self._samples)
-    logprob = self._dist.log_prob(sample)
-    best = tf.one_hot(tf.argmax(logprob, 0), self._samples, axis=0, dtype=sample.dtype)
-    return tf.reduce_sum(sample * best[..., None], 0)
-
-  def entropy(self):
-    sample = self._dist.sample(self._samples)
-    return -tf.reduce_mean(self._dist.log_prob(sample), 0)
+_updates = None
+_deferred = None
 
 
-# Files.
-
-def write_atomic(filename, write):
-  """Writes through a temporary file so a kill never leaves a torn file under the name."""
-  filename = pathlib.Path(filename)
-  temp = filename.with_name(f'.{filename.name}.{uuid.uuid4().hex[:8]}.tmp')
+@contextlib.contextmanager
+def updates():
+  """Lists whether each update `Adam` applies inside was finite."""
+  global _updates
+  outer, _updates = _updates, []
   try:
-    with temp.open('wb') as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temp, filename)
+    yield _updates
   finally:
-    if temp.exists():
-      temp.unlink()
+    _updates = outer
 
 
-def remove_temporary(directory):
-  """Removes temporary files that a killed run left behind."""
-  for filename in pathlib.Path(directory).glob('.*.tmp'):
-    filename.unlink()
+def skipped(finite):
+  """The number of skipped updates among these, as a float32 tensor."""
+  return tf.add_n([tf.constant(0.0)] + [
+      1 - tf.cast(f, tf.float32) for f in finite])
 
 
-# Episodes.
+@contextlib.contextmanager
+def deferred_updates():
+  """For XLA over several replicas, which cannot compile their all-reduce.
 
-EPISODE_KEYS = ('image', 'action', 'reward', 'discount')
-
-
-def save_episodes(directory, episodes):
-  directory = pathlib.Path(directory).expanduser()
-  directory.mkdir(parents=True, exist_ok=True)
-  timestamp = datetime.datetime.now().strftime('%Y%m%dT%H%M%S')
-  filenames = []
-  for episode in episodes:
-    identifier = uuid.uuid4().hex
-    length = len(episode['reward'])
-    filename = directory / f'{timestamp}-{identifier}-{length}.npz'
-    write_atomic(filename, lambda f: np.savez_compressed(f, **episode))
-    filenames.append(filename)
-  return filenames
-
-
-def episode_length(filename):
-  """The length written in an episode's name, counting the reset step, or None."""
-  try:
-    return int(pathlib.Path(filename).stem.rsplit('-', 1)[-1])
-  except ValueError:
-    return None
-
-
-def episode_files(directory):
-  """Episode files, oldest first."""
-  directory = pathlib.Path(directory).expanduser()
-  filenames = [f for f in directory.glob('*.npz') if episode_length(f) is not None]
-  # Names start with a timestamp in seconds; the write time orders episodes within a second.
-  def order(filename):
-    try:
-      mtime = filename.stat().st_mtime_ns
-    except FileNotFoundError:
-      mtime = 0
-    return filename.name.split('-', 1)[0], mtime, filename.name
-  return sorted(filenames, key=order)
-
-
-def load_episode(filename):
-  """Reads and checks one episode; raises ValueError for a corrupt or truncated file."""
-  try:
-    with np.load(filename) as data:
-      episode = {k: data[k] for k in data.keys()}
-  except Exception as e:
-    raise ValueError(f'cannot read {filename.name}: {type(e).__name__}: {e}') from e
-  missing = [k for k in EPISODE_KEYS if k not in episode]
-  if missing:
-    raise ValueError(f'{filename.name} lacks {missing}')
-  lengths = {len(v) for v in episode.values()}
-  if lengths != {episode_length(filename)}:
-    raise ValueError(f'{filename.name} holds sequences of lengths {sorted(lengths)}')
-  return episode
-
-
-def count_episodes(directory):
-  lengths = [episode_length(f) - 1 for f in episode_files(directory)]
-  return len(lengths), sum(lengths)
-
-
-class Replay:
-  """Samples training sequences from the episodes in a directory.
-
-  Holds in memory only the newest episodes whose steps fit `capacity` (0: all). `update()`
-  reads episodes written since; corrupt files are skipped with a warning.
+  Inside, `Adam` calls only compute gradients and list them for `Adam.apply`
+  outside, and `batch_mean` averages over this replica's part of the batch.
   """
-
-  def __init__(self, directory, length, capacity=0, balance=False, seed=0):
-    self._directory = pathlib.Path(directory).expanduser()
-    self._length = length
-    self._capacity = capacity
-    self._balance = balance
-    self._random = np.random.RandomState(seed)
-    self._episodes = collections.OrderedDict()
-    self._skipped = set()
-
-  @property
-  def episodes(self):
-    return self._episodes
-
-  def update(self):
-    files = [f for f in episode_files(self._directory) if f not in self._skipped]
-    keep, total = [], 0
-    for filename in reversed(files):
-      steps = episode_length(filename) - 1
-      if keep and self._capacity and total + steps > self._capacity:
-        break
-      keep.append(filename)
-      total += steps
-    keep = set(keep)
-    for filename in list(self._episodes):
-      if filename not in keep:
-        del self._episodes[filename]
-    for filename in files:
-      if filename in keep and filename not in self._episodes:
-        try:
-          self._episodes[filename] = load_episode(filename)
-        except ValueError as e:
-          print(f'Warning: skipping episode: {e}', file=sys.stderr)
-          self._skipped.add(filename)
-
-  def sample(self, batch_size):
-    """A dict of arrays of shape (batch_size, length, ...)."""
-    candidates = [e for e in self._episodes.values() if len(e['reward']) >= self._length]
-    if not candidates:
-      raise ValueError(
-          f'No episode in {self._directory} is as long as batch_length={self._length}.')
-    chunks = []
-    for index in self._random.randint(0, len(candidates), batch_size):
-      episode = candidates[index]
-      available = len(episode['reward']) - self._length
-      if self._balance:
-        # Favour the ends of episodes, which uniform sequence starts sample less.
-        start = min(self._random.randint(0, len(episode['reward'])), available)
-      else:
-        start = self._random.randint(0, available + 1)
-      chunks.append({k: v[start: start + self._length] for k, v in episode.items()})
-    return {k: np.stack([c[k] for c in chunks]) for k in chunks[0]}
+  global _deferred
+  _deferred = []
+  try:
+    yield _deferred
+  finally:
+    _deferred = None
 
 
-# Simulation.
+def batch_mean(x):
+  """The mean of x over the whole batch, across replicas; no gradient."""
+  mean = tf.stop_gradient(tf.reduce_mean(x))
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return mean
+  if _deferred is not None:
+    return mean
+  return context.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
 
-def simulate(agent, envs, steps=0, episodes=0, state=None):
-  """Steps the agent in the environments until `steps` agent steps or `episodes` episodes end.
 
-  Returns a state to continue from. A worker that dies loses its episode and is restarted.
-  """
-  if state is None:
-    step, episode = 0, 0
-    done = np.ones(len(envs), bool)
-    length = np.zeros(len(envs), np.int32)
-    obs = [None] * len(envs)
-    agent_state = None
-  else:
-    step, episode, done, length, obs, agent_state = state
-  while ((steps and step < steps) or (episodes and episode < episodes)) and not STOP.requested:
-    # Reset environments whose episodes ended.
-    if done.any():
-      indices = [index for index, d in enumerate(done) if d]
-      promises = [envs[i].reset(blocking=False) for i in indices]
-      for index, promise in zip(indices, promises):
-        obs[index] = _receive_reset(envs[index], promise)
-    # Step the agent and the environments.
-    batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
-    action, agent_state = agent(batch, done, agent_state)
-    action = np.array(action)
-    assert len(action) == len(envs)
-    promises = [e.step(a, blocking=False) for e, a in zip(envs, action)]
-    died = np.zeros(len(envs), bool)
-    for index, promise in enumerate(promises):
+def batch_std(x):
+  """The standard deviation of x over the whole batch; no gradient."""
+  return tf.sqrt(batch_mean(tf.square(x - batch_mean(x))))
+
+
+def args_type(default):
+  """A flag's parser: True/False, integers written like 1e6, paths."""
+  if isinstance(default, bool):
+    def parse_bool(x):
+      if x not in ('True', 'False'):
+        raise argparse.ArgumentTypeError(f"expected True or False, got '{x}'")
+      return x == 'True'
+    return parse_bool
+  if isinstance(default, int):
+    def parse_int(x):
       try:
-        obs[index], _, done[index] = promise()[:3]
-      except wrappers.WorkerDied as e:
-        print(f'Warning: {e}; its unfinished episode is discarded.', file=sys.stderr)
-        died[index] = done[index] = True
-    finished = done & ~died
-    episode += int(finished.sum())
-    length += 1
-    step += int((finished * length).sum())
-    length *= (1 - done)
-  return (step - steps, episode - episodes, done, length, obs, agent_state)
+        value = float(x)
+      except ValueError:
+        value = None
+      if value is None or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{x}'")
+      return int(value)
+    return parse_int
+  if isinstance(default, float):
+    def parse_float(x):
+      try:
+        return float(x)
+      except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, got '{x}'") from None
+    return parse_float
+  if isinstance(default, pathlib.Path):
+    return lambda x: pathlib.Path(x).expanduser()
+  return type(default)
 
 
-def _receive_reset(env, promise, attempts=3):
-  for attempt in range(attempts):
-    try:
-      return promise()
-    except wrappers.WorkerDied as e:
-      if attempt == attempts - 1:
-        raise
-      print(f'Warning: {e}; resetting again.', file=sys.stderr)
-      promise = env.reset(blocking=False)
+def parse_flags(config, argv=None, choices=None, prog=None):
+  """Every config key as a flag `--key value`; a bad flag exits in one line.
+
+  Returns the config and the set of keys given on the command line.
+  """
+  choices = choices or {}
+  unset = object()
+  parser = _Parser(prog=prog, allow_abbrev=False)
+  for key, value in config.items():
+    parser.add_argument(
+        f'--{key}', type=args_type(value), default=unset,
+        choices=choices.get(key))
+  args = vars(parser.parse_args(argv))
+  given = {key for key, value in args.items() if value is not unset}
+  config = {k: args[k] if k in given else v for k, v in config.items()}
+  return AttrDict(config), given
 
 
-class StopRequest:
-  """The first SIGINT or SIGTERM asks the run to stop at the next safe point; a second SIGINT
-  stops it at once."""
+class _Parser(argparse.ArgumentParser):
 
-  def __init__(self):
-    self.requested = False
-
-  def install(self):
-    for signum in (signal.SIGINT, signal.SIGTERM):
-      signal.signal(signum, self._handle)
-
-  def _handle(self, signum, frame):
-    if self.requested and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.requested = True
-    print(f'Received {signal.Signals(signum).name}: stopping after the current step.',
-          file=sys.stderr, flush=True)
+  def error(self, message):
+    sys.exit(f'{self.prog}: error: {message}')
 
 
-STOP = StopRequest()
+def has_gpu():
+  # Without a driver, asking TensorFlow logs a CUDA error on every CPU-only
+  # Linux machine.
+  if sys.platform.startswith('linux') and not glob.glob('/dev/nvidia*'):
+    return False
+  return bool(tf.config.list_physical_devices('GPU'))
+
+
+def static_scan(fn, inputs, start, reverse=False):
+  last = start
+  outputs = None  # Shaped like fn's outputs, which may add to the start.
+  indices = range(tf.nest.flatten(inputs)[0].shape[0])
+  if reverse:
+    indices = reversed(indices)
+  for index in indices:
+    inp = tf.nest.map_structure(lambda x: x[index], inputs)
+    last = fn(last, inp)
+    outputs = outputs or [[] for _ in tf.nest.flatten(last)]
+    [o.append(l) for o, l in zip(outputs, tf.nest.flatten(last))]
+  if reverse:
+    outputs = [list(reversed(x)) for x in outputs]
+  outputs = [tf.stack(x, 0) for x in outputs]
+  return tf.nest.pack_sequence_as(last, outputs)
 
 
 class Every:
@@ -662,40 +688,76 @@ class Once:
     return False
 
 
+# Errors: problems of a run's inputs, reported in one line.
+
+class RunError(RuntimeError):
+  pass
+
+
+class ConfigError(RunError):
+  pass
+
+
+class CheckpointError(RunError):
+  pass
+
+
+class NonFiniteError(RunError):
+  pass
+
+
+# Files.
+
+def write_atomic(filename, write):
+  """Writes through a temporary file: a kill never leaves a torn file."""
+  filename = pathlib.Path(filename)
+  temp = filename.with_name(f'.{filename.name}.{uuid.uuid4().hex[:8]}.tmp')
+  try:
+    with temp.open('wb') as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temp, filename)
+  finally:
+    if temp.exists():
+      temp.unlink()
+
+
+def remove_temporary(directory):
+  """Removes temporary files that a killed run left behind."""
+  for filename in pathlib.Path(directory).glob('.*.tmp'):
+    filename.unlink()
+
+
+# Stopping.
+
+class StopRequest:
+  """The first SIGINT or SIGTERM asks the run to stop at the next safe point;
+  a second SIGINT stops it at once."""
+
+  def __init__(self):
+    self.requested = False
+
+  def install(self):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(signum, self._handle)
+
+  def _handle(self, signum, frame):
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.requested = True
+    print(f'Received {signal.Signals(signum).name}: '
+          'stopping after the current step.', file=sys.stderr, flush=True)
+
+
+STOP = StopRequest()
+
+
 # Logging.
 
-def encode_gif(frames, fps):
-  """GIF bytes of uint8 frames (T, H, W, C), encoded in-process."""
-  from PIL import Image
-  images = [Image.fromarray(frame) for frame in frames]
-  buffer = io.BytesIO()
-  images[0].save(
-      buffer, format='GIF', save_all=True, append_images=images[1:],
-      duration=int(round(1000 / fps)), loop=0)
-  return buffer.getvalue()
-
-
-def video_grid(video):
-  """(B, T, H, W, C) floats in [0, 1] or uint8 -> (T, H, B * W, C) uint8 frames."""
-  video = np.asarray(video)
-  if np.issubdtype(video.dtype, np.floating):
-    video = np.clip(255 * video, 0, 255).astype(np.uint8)
-  B, T, H, W, C = video.shape
-  return video.transpose(1, 2, 0, 3, 4).reshape((T, H, B * W, C))
-
-
-def video_summary(name, video, step, fps=20):
-  frames = video_grid(video)
-  T, H, W, C = frames.shape
-  summary = tf.compat.v1.Summary()
-  image = tf.compat.v1.Summary.Image(height=H, width=W, colorspace=C)
-  image.encoded_image_string = encode_gif(frames, fps)
-  summary.value.add(tag=name, image=image)
-  tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step)
-
-
 class Logger:
-  """Scalars to metrics.jsonl and TensorBoard, videos to TensorBoard, a progress line."""
+  """Scalars to metrics.jsonl and TensorBoard, videos to TensorBoard, and a
+  progress line."""
 
   def __init__(self, logdir, total_steps):
     self._logdir = pathlib.Path(logdir)
@@ -713,8 +775,8 @@ class Logger:
     return self._writer
 
   def _repair(self):
-    # A run killed while appending can leave a torn last line; appending after it would bury
-    # it in the middle of the file.
+    # A run killed while appending can leave a torn last line; appending
+    # after it would bury it in the middle of the file.
     path = self._logdir / 'metrics.jsonl'
     if not path.exists():
       return
@@ -752,7 +814,8 @@ class Logger:
     fps = scalars.get('fps')
     if fps:
       parts.append(f'fps {fps:.1f}')
-      parts.append(f'eta {format_duration(max(0, self._total - step) / fps)}')
+      eta = max(0, self._total - step) / fps
+      parts.append(f'eta {format_duration(eta)}')
     for key in ('train/return', 'test/return'):
       if key in self._latest:
         parts.append(f'{key} {self._latest[key]:.1f}')

@@ -53,16 +53,6 @@ def make_agent(overrides, logdir, agent='dreamer'):
                                       logger), config
 
 
-def random_batch(config, actdim=6, seed=0):
-  random = np.random.RandomState(seed)
-  shape = (config.batch_size, config.batch_length)
-  return dict(
-      image=random.randint(0, 255, shape + (64, 64, 3)).astype(np.uint8),
-      action=random.uniform(-1, 1, shape + (actdim,)).astype(np.float32),
-      reward=random.uniform(0, 1, shape).astype(np.float32),
-      discount=np.ones(shape, np.float32))
-
-
 def measure_train(size, jit, steps, agent):
   with tempfile.TemporaryDirectory() as logdir:
     if jit:
@@ -70,7 +60,8 @@ def measure_train(size, jit, steps, agent):
       dump = pathlib.Path(logdir) / 'xla'
       os.environ['XLA_FLAGS'] = f'--xla_dump_to={dump} --xla_dump_hlo_as_text'
     agent, config = make_agent(dict(SIZES[size], jit=jit, precision=32), logdir, agent)
-    batch = random_batch(config)
+    import tools  # After XLA_FLAGS: TensorFlow reads them at import.
+    batch = tools.random_batch((config.batch_size, config.batch_length), 6)
     times = []
     for _ in range(steps + 2):
       start = time.time()

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 METHODS = {
     'dreamer': (dreamer.define_config, dreamer.Dreamer, None, []),
     'bird': (bird.define_config, bird.BIRD, bird.adjust_config, []),
-    'softbird': (bird.define_config, bird.BIRD, bird.adjust_config, ['--soft', 'True']),
+    'softbird': (bird.define_config, bird.SoftBIRD, bird.adjust_config, ['--soft', 'True']),
     'idm': (idm.define_config, idm.IDM, None, []),
 }
 

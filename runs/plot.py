@@ -4,9 +4,10 @@
 
 Reads every `<task>/<method>/<seed>/metrics.jsonl` below the root, bins each run's values of
 `--metric` by env step, and draws the mean over seeds with a band of one standard deviation,
-one panel per task. Writes `<output>.png` and `<output>.md`, a table of final returns: per
-seed the mean of its last `--last` values, then mean and standard deviation over seeds; the
-figure marks each final return as a dot with its standard deviation at the last step.
+one panel per task. Writes `<output>.png`; `<output>.md`, a table of final returns: per
+seed the mean of its last `--last` values, then mean and standard deviation over seeds; and
+`<output>.json`, the numbers drawn (each curve's points and each final return). The figure
+marks each final return as a dot with its standard deviation at the last step.
 
 A method whose values all share one step (e.g. a random policy's episodes) is drawn as a
 horizontal line with its band. `--baseline FILE` overlays curves in upstream's scores format
@@ -105,6 +106,28 @@ def table(runs, last):
   return '\n'.join(lines) + '\n'
 
 
+def edges_of(runs, task, bins):
+  """Bin edges from 0 to the last step of the task's runs that are curves."""
+  end = max(s.max() for (t, _), seeds in runs.items()
+            if t == task and not constant(seeds) for s, _ in seeds.values())
+  return np.linspace(0, end, bins + 1)
+
+
+def numbers(runs, bins, last):
+  """What the figure and the table show, as plain numbers."""
+  result = collections.defaultdict(dict)
+  for (task, method), seeds in sorted(runs.items()):
+    mean, std, count = final(seeds, last)
+    entry = dict(
+        final=dict(mean=mean, std=std, n=count),
+        last_step=int(max(s.max() for s, _ in seeds.values())))
+    if not constant(seeds):
+      x, mean, std = curve(seeds, edges_of(runs, task, bins))
+      entry.update(x=x.tolist(), mean=mean.tolist(), std=std.tolist())
+    result[task][method] = entry
+  return dict(result)
+
+
 def plot(runs, bins, last, metric, filename):
   import matplotlib
   matplotlib.use('Agg')
@@ -117,8 +140,7 @@ def plot(runs, bins, last, metric, filename):
   fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.5 * rows), squeeze=False)
   for ax, task in zip(axes.flat, tasks):
     keys = [(t, m) for t, m in sorted(runs) if t == task]
-    end = max(s.max() for key in keys if not constant(runs[key]) for s, _ in runs[key].values())
-    edges = np.linspace(0, end, bins + 1)
+    edges = edges_of(runs, task, bins)
     for key in keys:
       seeds, method = runs[key], key[1]
       style = dict(color=colors[method], linestyle='--' if 'baseline' in method else '-')
@@ -192,8 +214,10 @@ def main(argv=None):
     lines, passed = check(runs, args.above, args.sigmas, args.last)
     text += '\n' + '\n'.join(f'- {line}' for line in lines) + '\n'
   args.output.with_suffix('.md').write_text(text)
+  args.output.with_suffix('.json').write_text(
+      json.dumps(numbers(runs, args.bins, args.last), indent=1) + '\n')
   print(text, end='')
-  print(f'Wrote {args.output.with_suffix(".png")} and {args.output.with_suffix(".md")}')
+  print(f'Wrote {args.output}.png, .md and .json')
   if args.above and not passed:
     sys.exit(1)
 

@@ -1,6 +1,8 @@
-"""Stand-in environments for wrapper tests; numpy only, so spawned workers can import them."""
+"""Stand-in environments for wrapper tests; numpy only, so that spawned
+workers can import them."""
 
 import os
+import time
 
 import numpy as np
 
@@ -8,7 +10,8 @@ import wrappers
 
 
 class CountingEnv:
-  """Rewards 1 per step, ends after `length` steps, counts renders; images show the step."""
+  """Rewards 1 per step, ends after `length` steps, counts renders; its
+  images show the step."""
 
   def __init__(self, length=10):
     self.length = length
@@ -22,7 +25,7 @@ class CountingEnv:
 
   @property
   def observation_space(self):
-    return {'image': wrappers.Box(np.zeros((4, 4, 3)), 255 * np.ones((4, 4, 3)), np.uint8)}
+    return {'image': wrappers.Box(0, 255, (4, 4, 3), dtype=np.uint8)}
 
   def reset(self):
     self.steps = 0
@@ -33,7 +36,8 @@ class CountingEnv:
     self.actions.append(np.array(action))
     done = self.steps >= self.length
     obs = {'image': self.render()} if render else {}
-    return obs, np.float32(1.0), done, {'discount': np.float32(0.0 if done else 1.0)}
+    info = {'discount': np.float32(0.0 if done else 1.0)}
+    return obs, np.float32(1.0), done, info
 
   def render(self):
     self.renders += 1
@@ -41,6 +45,9 @@ class CountingEnv:
 
   def pid(self):
     return os.getpid()
+
+  def sleep(self, seconds):
+    time.sleep(seconds)
 
   def close(self):
     pass

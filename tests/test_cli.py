@@ -1,14 +1,17 @@
-"""Runs of the training scripts on real Control Suite tasks, as a user starts them."""
+"""The command line: flags, and runs of dreamer.py as a user starts them."""
 
+import os
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import dreamer
 import tools
-from helpers import ROOT, TINY, flags, read_metrics, run_script
+from helpers import TESTS, TINY, flags, last_line, read_metrics, run_script
 
 
 def event_tags(logdir):
@@ -19,30 +22,38 @@ def event_tags(logdir):
   return tags
 
 
-def last_stderr_line(process):
-  return process.stderr.strip().splitlines()[-1]
-
-
 @pytest.mark.parametrize('args, message', [
     (['--unknown_flag', '1'], 'unrecognized arguments: --unknown_flag 1'),
     (['--steps', 'many'], "argument --steps: expected an integer, got 'many'"),
     (['--pcont', 'yes'], "argument --pcont: expected True or False, got 'yes'"),
     (['--parallel', 'gpu'], "argument --parallel: invalid choice: 'gpu'"),
-    (['--task', 'dmc_walkr_walk'], 'valid domains are: acrobot, ball_in_cup, cartpole'),
+    (['--task', 'dmc_walkr_walk'],
+     'valid domains are: acrobot, ball_in_cup, cartpole'),
     (['--task', 'atari_pong'], 'tasks are named dmc_<domain>_<task>'),
-    (['--batch_length', '600'], '--batch_length must be between 2 and the episode length 501'),
+    (['--batch_length', '600'],
+     '--batch_length must be between 2 and the episode length 501'),
     (['--horizon', '1'], '--horizon must be at least 2'),
 ])
-def test_bad_flags_fail_before_any_work(tmp_path, args, message):
+def test_bad_flags_are_one_line_errors(args, message):
+  with pytest.raises(SystemExit) as error:
+    dreamer.parse_flags(dreamer.define_config(), args)
+  text = str(error.value)
+  assert ': error: ' in text and message in text and '\n' not in text
+
+
+@pytest.mark.slow
+def test_bad_flag_exits_before_any_work(tmp_path):
   logdir = tmp_path / 'logdir'
-  process = run_script('dreamer.py', '--logdir', str(logdir), *args, timeout=120)
-  assert process.returncode != 0
-  line = last_stderr_line(process)
-  assert line.startswith('dreamer.py: error: ') and message in line
+  process = run_script(
+      'dreamer.py', '--logdir', str(logdir), '--horizon', '1', timeout=120)
+  assert process.returncode == 1
+  assert last_line(process) == (
+      'dreamer.py: error: --horizon must be at least 2, got 1')
   assert process.stdout == ''
   assert not logdir.exists()
 
 
+@pytest.mark.slow
 def test_train_evaluate_checkpoint_and_resume(tmp_path):
   logdir = tmp_path / 'logdir'
   process = run_script('dreamer.py', f'--logdir={logdir}', *flags(**TINY))
@@ -57,15 +68,17 @@ def test_train_evaluate_checkpoint_and_resume(tmp_path):
   episodes, _ = tools.count_episodes(logdir / 'episodes')
   assert episodes >= 4  # Two random prefill episodes, then the agent's.
   for filename in tools.episode_files(logdir / 'episodes'):
-    episode = tools.load_episode(filename)  # Real rendered frames, not blank images.
+    episode = tools.load_episode(filename)  # Real rendered frames.
     assert episode['image'].std() > 1
   assert (logdir / 'variables.pkl').exists()
-  assert {'agent/openl', 'sim/test/video', 'agent/model_loss', 'sim/train/return'} <= (
-      event_tags(logdir))
+  tags = {
+      'agent/openl', 'sim/test/video', 'agent/model_loss', 'sim/train/return'}
+  assert tags <= event_tags(logdir)
   assert '/ fps ' in process.stdout and '/ eta ' in process.stdout
   last = max(m['step'] for m in metrics)
   # The same command with more steps continues where the run stopped.
-  process = run_script('dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=240)))
+  process = run_script(
+      'dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=240)))
   assert process.returncode == 0, process.stderr[-3000:]
   assert 'Prefill dataset with 0 steps.' in process.stdout
   assert 'Loaded checkpoint at step' in process.stdout
@@ -74,10 +87,12 @@ def test_train_evaluate_checkpoint_and_resume(tmp_path):
   assert max(m['step'] for m in resumed) >= 240
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('parallel', ['thread', 'process'])
 def test_parallel_environments(tmp_path, parallel):
   logdir = tmp_path / 'logdir'
-  config = dict(TINY, envs=2, parallel=parallel, steps=120, prefill=80, log_images=False)
+  config = dict(
+      TINY, envs=2, parallel=parallel, steps=120, prefill=80, log_images=False)
   process = run_script('dreamer.py', f'--logdir={logdir}', *flags(**config))
   assert process.returncode == 0, process.stderr[-3000:]
   files = tools.episode_files(logdir / 'episodes')
@@ -92,40 +107,32 @@ def first_losses(logdir):
   return [m for m in read_metrics(logdir) if 'model_loss' in m][0]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_first_losses(tmp_path):
   config = dict(TINY, steps=120, deterministic=True, log_images=False)
   for name, seed in (('a', 0), ('b', 0), ('c', 1)):
     process = run_script(
-        'dreamer.py', f'--logdir={tmp_path / name}', f'--seed={seed}', *flags(**config))
+        'dreamer.py', f'--logdir={tmp_path / name}', f'--seed={seed}',
+        *flags(**config))
     assert process.returncode == 0, process.stderr[-3000:]
   a, b, c = (first_losses(tmp_path / name) for name in 'abc')
-  keys = ('model_loss', 'image_loss', 'reward_loss', 'actor_loss', 'value_loss', 'div')
+  keys = (
+      'model_loss', 'image_loss', 'reward_loss', 'actor_loss', 'value_loss',
+      'div')
   assert [a[k] for k in keys] == [b[k] for k in keys]
   assert a['model_loss'] != c['model_loss']
 
 
-XLA_SCRIPT = '''
-import pathlib, sys
-sys.path[:0] = [{root!r}, {tests!r}]
-from helpers import make_agent, random_batch, tiny_config
-agent = make_agent(tiny_config(pathlib.Path({logdir!r}), jit=True))
-for seed in range(3):
-  metrics = agent.train(random_batch(agent._c, seed=seed))
-  assert all(float(v) == float(v) for v in metrics.values()), metrics
-print('TRACES', agent._train_fn.experimental_get_tracing_count())
-'''
-
-
+@pytest.mark.slow
 def test_xla_train_step_compiles_once(tmp_path):
-  import subprocess
-  script = XLA_SCRIPT.format(
-      root=str(ROOT), tests=str(ROOT / 'tests'), logdir=str(tmp_path / 'logdir'))
   dump = tmp_path / 'xla'
-  env = dict(__import__('os').environ, XLA_FLAGS=f'--xla_dump_to={dump} --xla_dump_hlo_as_text')
+  env = dict(
+      os.environ, XLA_FLAGS=f'--xla_dump_to={dump} --xla_dump_hlo_as_text')
   process = subprocess.run(
-      [sys.executable, '-c', script], capture_output=True, text=True, env=env, timeout=600)
+      [sys.executable, str(TESTS / 'child_xla.py'), str(tmp_path / 'logdir')],
+      capture_output=True, text=True, env=env, timeout=600)
   assert process.returncode == 0, process.stderr[-3000:]
   assert 'TRACES 1' in process.stdout
-  # XLA dumps every module it compiles: three calls of the step, one compilation.
+  # XLA dumps every module it compiles: three calls, one compilation.
   compiled = list(dump.glob('*_train_*before_optimizations.txt'))
   assert len(compiled) == 1, [p.name for p in compiled]

@@ -1,4 +1,5 @@
-"""The agent: losses, gradient routing, override points, checkpoints, precision, compilation."""
+"""The agent: losses, gradient routing, override points, checkpoints,
+precision, compilation."""
 
 import pickle
 
@@ -9,7 +10,7 @@ from tf_keras import mixed_precision as prec
 
 import dreamer
 import tools
-from helpers import make_agent, random_batch, tiny_config
+from helpers import make_agent, random_batch, tiny_config, train_eagerly
 
 
 def variables_of(*modules):
@@ -17,11 +18,14 @@ def variables_of(*modules):
 
 
 def snapshot(agent):
-  return {name: var.numpy().copy() for name, var in agent.named_variables().items()}
+  variables = agent.named_variables()
+  return {name: var.numpy().copy() for name, var in variables.items()}
 
 
 def changed(before, after, prefix):
-  return [n for n in before if n.startswith(prefix) and not np.array_equal(before[n], after[n])]
+  return [
+      n for n in before
+      if n.startswith(prefix) and not np.array_equal(before[n], after[n])]
 
 
 def set_learning_rate(optimizer, value):
@@ -36,33 +40,41 @@ def agent(tmp_path):
 def test_free_nats_clamp(tmp_path):
   agent = make_agent(tiny_config(tmp_path, free_nats=1e6))
   batch = dreamer.preprocess(random_batch(agent._c), agent._c)
-  prior_head = variables_of(agent._dynamics._modules['img2'], agent._dynamics._modules['img3'])
+  layers = agent._dynamics._modules
+  prior_head = variables_of(layers['img2'], layers['img3'])
   with tf.GradientTape() as tape:
     loss, outs, metrics = agent._model_loss(batch)
   assert metrics['div'].numpy() == 1e6
-  # The prior's head only enters the loss through the KL, which the clamp cuts off.
-  assert all(g is None or np.all(g.numpy() == 0) for g in tape.gradient(loss, prior_head))
+  # The prior's head only enters the loss through the KL, which the clamp
+  # cuts off.
+  grads = tape.gradient(loss, prior_head)
+  assert all(g is None or np.all(g.numpy() == 0) for g in grads)
   agent._c.free_nats = 0.0
   with tf.GradientTape() as tape:
     loss, outs, metrics = agent._model_loss(batch)
   kl = tools.tfd.kl_divergence(
-      agent._dynamics.get_dist(outs['post']), agent._dynamics.get_dist(outs['prior']))
-  np.testing.assert_allclose(metrics['div'].numpy(), tf.reduce_mean(kl).numpy(), rtol=1e-6)
+      agent._dynamics.get_dist(outs['post']),
+      agent._dynamics.get_dist(outs['prior']))
+  np.testing.assert_allclose(
+      metrics['div'].numpy(), tf.reduce_mean(kl).numpy(), rtol=1e-6)
   assert all(np.any(g.numpy() != 0) for g in tape.gradient(loss, prior_head))
 
 
 def test_model_loss_reaches_every_world_model_part(tmp_path):
-  agent = make_agent(tiny_config(tmp_path, free_nats=0.0))  # No clamp: the KL reaches the prior.
+  # No clamp: the KL reaches the prior.
+  agent = make_agent(tiny_config(tmp_path, free_nats=0.0))
   batch = dreamer.preprocess(random_batch(agent._c), agent._c)
   modules = dict(
       encoder=agent._encode, dynamics=agent._dynamics, decoder=agent._decode,
       reward=agent._reward, actor=agent._actor, value=agent._value)
   with tf.GradientTape() as tape:
     loss, _, _ = agent._model_loss(batch)
-  grads = tape.gradient(loss, {k: v.trainable_variables for k, v in modules.items()})
+  grads = tape.gradient(
+      loss, {k: v.trainable_variables for k, v in modules.items()})
   for name in ('encoder', 'dynamics', 'decoder', 'reward'):
     assert grads[name], name
-    assert all(g is not None and np.any(g.numpy() != 0) for g in grads[name]), name
+    assert all(
+        g is not None and np.any(g.numpy() != 0) for g in grads[name]), name
   for name in ('actor', 'value'):
     assert all(g is None for g in grads[name]), name
 
@@ -79,7 +91,7 @@ def test_each_loss_updates_only_its_learner(agent, learner, frozen, updated):
   for name in frozen:
     set_learning_rate(getattr(agent, name), 0.0)
   before = snapshot(agent)
-  metrics = agent.train(random_batch(agent._c))
+  metrics = train_eagerly(agent, random_batch(agent._c))
   after = snapshot(agent)
   assert metrics[f'{learner}_grad_norm'] > 0
   for prefix in WORLD_MODEL + ('_actor/', '_value/'):
@@ -93,32 +105,34 @@ def test_value_loss_has_no_gradient_into_actor_or_world_model(agent):
   returns, discount = agent._returns(imag)
   with tf.GradientTape() as tape:
     loss = agent._value_loss(imag, returns, discount)
-  others = variables_of(agent._actor, agent._encode, agent._dynamics, agent._reward)
+  others = variables_of(
+      agent._actor, agent._encode, agent._dynamics, agent._reward)
   assert all(g is None for g in tape.gradient(loss, others))
 
 
 class ZeroWeights(dreamer.Dreamer):
 
-  def _imag_weights(self, imag, outs, metrics):
+  def _imag_weights(self, imag, metrics):
     metrics['override_used'] = tf.constant(1.0)
     return tf.zeros_like(imag['feat'][:-1, :, 0])
 
 
 class ConstantActorLoss(dreamer.Dreamer):
 
-  def _actor_loss(self, imag, returns, weights, outs, metrics):
-    return tf.constant(42.0) + 0 * super()._actor_loss(imag, returns, weights, outs, metrics)
+  def _actor_loss(self, outs, imag, returns, weights, metrics):
+    loss = super()._actor_loss(outs, imag, returns, weights, metrics)
+    return tf.constant(42.0) + 0 * loss
 
 
 def test_overridden_steps_are_used(tmp_path):
   agent = make_agent(tiny_config(tmp_path / 'a'), ZeroWeights)
-  metrics = agent.train(random_batch(agent._c))
+  metrics = train_eagerly(agent, random_batch(agent._c))
   assert metrics['override_used'] == 1.0
   # Zero weights silence the actor and value objectives, not the model's.
   assert metrics['actor_grad_norm'] == 0 and metrics['value_grad_norm'] == 0
   assert metrics['model_grad_norm'] > 0
   agent = make_agent(tiny_config(tmp_path / 'b'), ConstantActorLoss)
-  assert agent.train(random_batch(agent._c))['actor_loss'] == 42.0
+  assert train_eagerly(agent, random_batch(agent._c))['actor_loss'] == 42.0
 
 
 def test_imagination_shapes_and_actions(agent):
@@ -131,24 +145,31 @@ def test_imagination_shapes_and_actions(agent):
   assert np.all(np.abs(imag['action'].numpy()) <= 1)
   returns, discount = agent._returns(imag)
   assert returns.shape == discount.shape == (agent._c.horizon - 1, starts)
-  np.testing.assert_allclose(discount[:, 0].numpy(), 0.99 ** np.arange(agent._c.horizon - 1),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+      discount[:, 0].numpy(), 0.99 ** np.arange(agent._c.horizon - 1),
+      rtol=1e-5)
 
 
 def test_policy_traces_once_per_mode(agent):
   obs = {'image': np.zeros((2, 64, 64, 3), np.uint8)}
-  state = None
-  for index in range(4):
-    action, state = agent(obs, np.array([index == 0, False]), state, training=False)
-    assert action.shape == (2, 2) and np.all(np.abs(action) <= 1)
-  for index in range(3):
-    action, state = agent(obs, np.array([True, False]), state, training=False)
-  assert agent._policy_fn.experimental_get_tracing_count() == 1
+  agent._should_train = lambda step: False
+  for training, traces in ((False, 1), (True, 2)):
+    state = None
+    for index in range(4):
+      reset = np.array([index in (0, 2), False])
+      action, state = agent(obs, reset, state, training=training)
+      assert action.shape == (2, 2) and np.all(np.abs(action) <= 1)
+    assert agent._policy_fn.experimental_get_tracing_count() == traces
+  # Exploration that decays with the step is an input, not a retrace.
+  agent._c.expl_decay = 1000.0
+  for _ in range(3):
+    agent(obs, np.array([False, False]), state, training=True)
+  assert agent._policy_fn.experimental_get_tracing_count() == 2
 
 
 def test_checkpoint_round_trip_includes_optimizer_state_and_step(tmp_path):
   first = make_agent(tiny_config(tmp_path / 'a'))
-  first.train(random_batch(first._c))
+  train_eagerly(first, random_batch(first._c))
   first._step.assign(1234)
   first.save(tmp_path / 'variables.pkl')
   names = first.named_variables()
@@ -166,7 +187,8 @@ def test_checkpoint_of_other_config_fails_with_the_variable(tmp_path):
   other = make_agent(tiny_config(tmp_path / 'b', deter_size=10))
   before = snapshot(other)
   with pytest.raises(
-      tools.CheckpointError, match=r'variable _\w+/\S+ has shape \(.*\) there but \(.*\) here'):
+      tools.CheckpointError,
+      match=r'variable _\w+/\S+ has shape \(.*\) there but \(.*\) here'):
     other.load(tmp_path / 'variables.pkl')
   after = snapshot(other)
   assert all(np.array_equal(before[n], after[n]) for n in before)
@@ -182,7 +204,8 @@ def test_corrupt_checkpoint_fails_clearly_and_stays(tmp_path, agent):
   path.write_bytes(pickle.dumps([1, 2, 3]))
   with pytest.raises(tools.CheckpointError, match='not a readable checkpoint'):
     agent.load(path)
-  assert content != path.read_bytes()  # The test wrote it; loading never writes.
+  # The test wrote it; loading never writes.
+  assert content != path.read_bytes()
 
 
 def test_mixed_precision_keeps_losses_and_densities_float32(tmp_path):
@@ -191,7 +214,8 @@ def test_mixed_precision_keeps_losses_and_densities_float32(tmp_path):
     assert agent._encode._modules['h1'].compute_dtype == 'float16'
     loss_scale = lambda: float(agent._model_opt._opt.loss_scale.numpy())
     initial = loss_scale()
-    # Early float16 overflows are the loss scale optimizer's to skip, not errors.
+    # Early float16 overflows are the loss scale optimizer's to skip, not
+    # errors.
     for seed in range(20):
       metrics = agent.train(random_batch(agent._c, seed=seed))
       assert metrics['skipped_updates'] == 0

@@ -1,7 +1,7 @@
 """Golden outputs: the first train steps of every agent stay as recorded.
 
-A refactor keeps them equal on the CPU; a deliberate change of numerics regenerates
-them in a commit of its own that says why:
+A refactor keeps them equal on the CPU; a deliberate change of numerics
+regenerates them in a commit of its own that says why:
 
   python -m pytest tests/test_golden.py --update-golden   # rewrites golden.json
 """
@@ -25,7 +25,7 @@ STEPS = 3
 CASES = {
     'dreamer': (dreamer, dreamer.Dreamer, {}),
     'bird': (bird, bird.BIRD, dict(deter_size=8, stoch_size=4)),
-    'softbird': (bird, bird.BIRD, dict(
+    'softbird': (bird, bird.SoftBIRD, dict(
         deter_size=8, stoch_size=4, soft=True, ent_alpha=0.2)),
     'idm': (idm, idm.IDM, dict(evaluator_units=16)),
 }

@@ -1,46 +1,54 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import dreamer
 import idm
-from helpers import TINY, flags, make_agent, random_batch, read_metrics, run_script, tiny_config
+from helpers import TINY, flags, make_agent, random_batch, read_metrics
+from helpers import run_script, tiny_config, train_eagerly
 
 
 def idm_config(tmp_path, **overrides):
-  return tiny_config(tmp_path, module=idm, **dict(dict(evaluator_units=16), **overrides))
+  overrides = dict(dict(evaluator_units=16), **overrides)
+  return tiny_config(tmp_path, module=idm, **overrides)
 
 
 def test_derived_memory_statistics_match_the_formulas():
-  n, mean, std = 200000, np.array([0.5, -1.0], np.float32), np.array([0.3, 1.2], np.float32)
+  n = 200000
+  mean = np.array([0.5, -1.0], np.float32)
+  std = np.array([0.3, 1.2], np.float32)
   tf.random.set_seed(0)
-  # Fresh posterior samples of one fixed posterior, and one fixed deterministic state.
+  # Fresh posterior samples of one fixed posterior, and one fixed
+  # deterministic state.
   stoch = mean + std * tf.random.normal([n, 2])
   post = dict(
-      mean=tf.broadcast_to(mean, [n, 2]), std=tf.broadcast_to(std, [n, 2]), stoch=stoch,
-      deter=tf.broadcast_to(tf.constant([2.0, -3.0, 0.0]), [n, 3]))
-  derived = idm.derive(post, std_deter=0.2, std_stoch=0.1)
-  np.testing.assert_allclose(derived['deter'].numpy().mean(0), [2, -3, 0], atol=0.01)
-  np.testing.assert_allclose(derived['deter'].numpy().std(0), [0.2] * 3, rtol=0.02)
-  np.testing.assert_allclose(derived['stoch'].numpy().mean(0), mean, atol=0.01)
-  np.testing.assert_allclose(derived['stoch'].numpy().std(0), std + 0.1, rtol=0.02)
-  np.testing.assert_allclose(derived['std'].numpy()[0], std + 0.1, rtol=1e-6)
+      mean=tf.broadcast_to(mean, [n, 2]), std=tf.broadcast_to(std, [n, 2]),
+      stoch=stoch, deter=tf.broadcast_to(tf.constant([2.0, -3.0, 0.0]), [n, 3]))
+  derived = {
+      k: v.numpy() for k, v in idm.derive(post, 0.2, 0.1).items()}
+  close = np.testing.assert_allclose
+  close(derived['deter'].mean(0), [2, -3, 0], atol=0.01)
+  close(derived['deter'].std(0), [0.2] * 3, rtol=0.02)
+  close(derived['stoch'].mean(0), mean, atol=0.01)
+  close(derived['stoch'].std(0), std + 0.1, rtol=0.02)
+  close(derived['std'][0], std + 0.1, rtol=1e-6)
 
 
 def test_derived_memory_without_noise_is_the_original():
   post = dict(
-      mean=tf.zeros([4, 2]), std=tf.ones([4, 2]), stoch=tf.random.normal([4, 2]),
-      deter=tf.random.normal([4, 3]))
+      mean=tf.zeros([4, 2]), std=tf.ones([4, 2]),
+      stoch=tf.random.normal([4, 2]), deter=tf.random.normal([4, 3]))
   derived = idm.derive(post, 0.0, 0.0)
   for key in ('stoch', 'deter'):
-    np.testing.assert_allclose(derived[key].numpy(), post[key].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        derived[key].numpy(), post[key].numpy(), atol=1e-6)
 
 
-def test_decoding_constraint_zero_without_noise_and_trains_the_decoder(tmp_path):
-  data = None
+def test_decoding_constraint_zero_without_noise_and_trains_decoder(tmp_path):
   for sigma, positive in ((0.0, False), (0.1, True)):
-    agent = make_agent(
-        idm_config(tmp_path / str(sigma), derive_std_deter=sigma, derive_std_stoch=sigma),
-        idm.IDM)
+    config = idm_config(
+        tmp_path / str(sigma), derive_std_deter=sigma, derive_std_stoch=sigma)
+    agent = make_agent(config, idm.IDM)
     data = dreamer.preprocess(random_batch(agent._c), agent._c)
     with tf.GradientTape() as tape:
       loss, outs, metrics = agent._model_loss(data)
@@ -57,18 +65,26 @@ def test_imagination_starts_from_original_and_derived_memory(tmp_path):
   agent = make_agent(idm_config(tmp_path), idm.IDM)
   data = dreamer.preprocess(random_batch(agent._c), agent._c)
   _, outs, _ = agent._model_loss(data)
-  start = agent._imagine_start(outs)
+  start, source = agent._imagine_start(outs)
   starts = agent._c.batch_size * agent._c.batch_length
   assert start['stoch'].shape[0] == 2 * starts
   flat = lambda x: tf.reshape(x, [starts, -1]).numpy()
-  np.testing.assert_allclose(start['deter'][:starts].numpy(), flat(outs['post']['deter']))
-  np.testing.assert_allclose(start['deter'][starts:].numpy(), flat(outs['derived']['deter']))
+  np.testing.assert_allclose(
+      start['deter'][:starts].numpy(), flat(outs['post']['deter']))
+  np.testing.assert_allclose(
+      start['deter'][starts:].numpy(), flat(outs['derived']['deter']))
+  np.testing.assert_array_equal(source.numpy(), [0] * starts + [1] * starts)
+  # The imagination carries its starts and their sources.
   imag = agent._imagine_ahead(outs)
   assert imag['feat'].shape[:2] == (agent._c.horizon, 2 * starts)
+  np.testing.assert_array_equal(imag['source'].numpy(), source.numpy())
+  np.testing.assert_allclose(
+      imag['start']['deter'].numpy(), start['deter'].numpy())
 
 
-def test_reliability_weights_have_mean_one_respect_the_clip_and_stop_gradients():
-  logit = tf.Variable(np.random.RandomState(0).normal(0, 5, (14, 50)).astype(np.float32))
+def test_reliability_weights_have_mean_one_respect_clip_stop_gradients():
+  random = np.random.RandomState(0)
+  logit = tf.Variable(random.normal(0, 5, (14, 50)).astype(np.float32))
   with tf.GradientTape() as tape:
     weight = idm.reliability_weights(logit, clip=2.0)
     loss = tf.reduce_sum(weight * 3.0)
@@ -100,8 +116,8 @@ def test_evaluator_separates_two_distributions(tmp_path):
   assert float(metrics['evaluator_accuracy']) > 0.9
   assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
   # Its logits rank real transitions above imagined ones.
-  logits = agent._evaluate(tf.constant(np.stack([np.full(width, 0.5), np.full(width, -0.5)]),
-                                       tf.float32)).numpy()
+  points = np.stack([np.full(width, 0.5), np.full(width, -0.5)])
+  logits = agent._evaluate(tf.constant(points, tf.float32)).numpy()
   assert logits[0] > 0 > logits[1]
 
 
@@ -113,24 +129,29 @@ def test_zero_weight_trajectory_contributes_no_actor_gradient(tmp_path):
   with tf.GradientTape(persistent=True) as tape:
     imag = agent._imagine_ahead(outs)
     returns, discount = agent._returns(imag)
-    weights = discount * tf.one_hot(3, returns.shape[1], on_value=0.0, off_value=1.0)
-    loss = agent._actor_loss(imag, returns, weights, outs, {})
+    weights = discount * tf.one_hot(
+        3, returns.shape[1], on_value=0.0, off_value=1.0)
+    loss = agent._actor_loss(outs, imag, returns, weights, {})
     # The same loss with trajectory 3's returns cut off from the actor.
-    cut = tf.concat([returns[:, :3], tf.stop_gradient(returns[:, 3:4]), returns[:, 4:]], 1)
-    reference = agent._actor_loss(imag, cut, weights, outs, {})
+    cut = tf.concat([
+        returns[:, :3], tf.stop_gradient(returns[:, 3:4]), returns[:, 4:]], 1)
+    reference = agent._actor_loss(outs, imag, cut, weights, {})
     alone = -tf.reduce_mean(returns[:, 3])
   for a, b in zip(tape.gradient(loss, actor), tape.gradient(reference, actor)):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
-  # Trajectory 3 alone does have an actor gradient, so the comparison is not vacuous.
+  # Trajectory 3 alone does have an actor gradient: the comparison is not
+  # vacuous.
   assert any(np.any(g.numpy() != 0) for g in tape.gradient(alone, actor))
 
 
 def test_train_step_logs_and_updates_the_evaluator(tmp_path):
   agent = make_agent(idm_config(tmp_path), idm.IDM)
   before = [v.numpy().copy() for v in agent._evaluator.trainable_variables]
-  metrics = agent.train(random_batch(agent._c))
-  for key in ('constraint_loss', 'evaluator_loss', 'evaluator_accuracy', 'weight_mean',
-              'weight_std', 'weight_min', 'weight_max', 'return_original', 'return_derived'):
+  metrics = train_eagerly(agent, random_batch(agent._c))
+  for key in (
+      'constraint_loss', 'evaluator_loss', 'evaluator_accuracy', 'weight_mean',
+      'weight_std', 'weight_min', 'weight_max', 'return_original',
+      'return_derived'):
     assert np.isfinite(metrics[key].numpy()), key
   np.testing.assert_allclose(metrics['weight_mean'], 1.0, rtol=1e-5)
   assert metrics['weight_max'] / metrics['weight_min'] <= np.exp(4) * 1.0001
@@ -139,13 +160,49 @@ def test_train_step_logs_and_updates_the_evaluator(tmp_path):
   assert '_evaluator_opt/slots/0' in agent.named_variables()
 
 
+def test_skipped_updates_count_the_evaluators(tmp_path):
+  agent = make_agent(idm_config(tmp_path), idm.IDM)
+  layer = agent._evaluator._modules['hout']
+  layer.kernel.assign(np.full(layer.kernel.shape, np.nan, np.float32))
+  model = [v.numpy().copy() for v in agent._model_opt._variables]
+  metrics = train_eagerly(agent, random_batch(agent._c))
+  # NaN logits: the evaluator's loss and, through the reliability weights,
+  # the actor's and the value's; the model's update still happens.
+  assert not np.isfinite(metrics['evaluator_loss'])
+  assert metrics['skipped_updates'] == 3
+  assert any(not np.array_equal(a, v.numpy()) for a, v in zip(
+      model, agent._model_opt._variables))
+  assert np.all(np.isnan(layer.kernel.numpy()))  # Its update was skipped.
+
+
+def test_returns_are_logged_per_start_set(tmp_path):
+  agent = make_agent(idm_config(tmp_path), idm.IDM)
+  data = dreamer.preprocess(random_batch(agent._c), agent._c)
+  _, outs, _ = agent._model_loss(data)
+  imag = agent._imagine_ahead(outs)
+  returns, discount = agent._returns(imag)
+  # Reverse the trajectories: the metrics follow the sources, not the order.
+  order = tf.range(returns.shape[1] - 1, -1, -1)
+  imag = dict(imag, source=tf.gather(imag['source'], order))
+  returns = tf.gather(returns, order, axis=1)
+  metrics = {}
+  agent._actor_loss(outs, imag, returns, discount, metrics)
+  half = returns.shape[1] // 2
+  np.testing.assert_allclose(
+      metrics['return_original'], returns[:, half:].numpy().mean(), rtol=1e-5)
+  np.testing.assert_allclose(
+      metrics['return_derived'], returns[:, :half].numpy().mean(), rtol=1e-5)
+
+
+@pytest.mark.slow
 def test_idm_script_end_to_end(tmp_path):
   config = dict(TINY, steps=120, log_images=False, evaluator_units=16)
   process = run_script('idm.py', f'--logdir={tmp_path}', *flags(**config))
   assert process.returncode == 0, process.stderr[-3000:]
   metrics = [m for m in read_metrics(tmp_path) if 'model_loss' in m]
   assert metrics
-  for key in ('constraint_loss', 'evaluator_loss', 'evaluator_accuracy', 'weight_mean',
-              'return_original', 'return_derived'):
+  for key in (
+      'constraint_loss', 'evaluator_loss', 'evaluator_accuracy', 'weight_mean',
+      'return_original', 'return_derived'):
     assert all(np.isfinite(m[key]) for m in metrics), key
   assert any('test/return' in m for m in read_metrics(tmp_path))

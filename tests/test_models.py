@@ -10,17 +10,19 @@ def test_rssm_observe_and_imagine_shapes():
   action = tf.random.normal([3, 7, 2])
   post, prior = rssm.observe(embed, action)
   for state in (post, prior):
-    assert state['stoch'].shape == (3, 7, 4) and state['mean'].shape == (3, 7, 4)
+    assert state['stoch'].shape == state['mean'].shape == (3, 7, 4)
     assert state['std'].shape == (3, 7, 4) and state['deter'].shape == (3, 7, 6)
     assert np.all(state['std'].numpy() > 0.1 - 1e-6)
   assert rssm.get_feat(post).shape == (3, 7, 10)
   imagined = rssm.imagine(action[:, :5], {k: v[:, -1] for k, v in post.items()})
-  assert imagined['stoch'].shape == (3, 5, 4) and imagined['deter'].shape == (3, 5, 6)
+  assert imagined['stoch'].shape == (3, 5, 4)
+  assert imagined['deter'].shape == (3, 5, 6)
 
 
 def test_posterior_keeps_the_priors_deterministic_state():
   rssm = models.RSSM(stoch=4, deter=6, hidden=5)
-  post, prior = rssm.observe(tf.random.normal([2, 5, 10]), tf.random.normal([2, 5, 2]))
+  post, prior = rssm.observe(
+      tf.random.normal([2, 5, 10]), tf.random.normal([2, 5, 2]))
   np.testing.assert_array_equal(post['deter'].numpy(), prior['deter'].numpy())
   # The posterior sees the embedding, the prior does not.
   assert not np.allclose(post['mean'].numpy(), prior['mean'].numpy())
@@ -36,7 +38,8 @@ def test_observe_matches_stepwise_obs_step():
   state = rssm.initial(2)
   for t in range(3):
     state, _ = rssm.obs_step(state, action[:, t], embed[:, t])
-  np.testing.assert_allclose(post['deter'][:, -1].numpy(), state['deter'].numpy(), atol=1e-5)
+  np.testing.assert_allclose(
+      post['deter'][:, -1].numpy(), state['deter'].numpy(), atol=1e-5)
 
 
 def test_conv_encoder_and_decoder_shapes():
@@ -51,7 +54,7 @@ def test_conv_encoder_and_decoder_shapes():
 
 def test_dense_decoder_distributions():
   normal = models.DenseDecoder((), 2, 8)(tf.zeros([4, 5]))
-  assert normal.mode().shape == (4,) and normal.log_prob(tf.zeros(4)).shape == (4,)
+  assert normal.mode().shape == normal.log_prob(tf.zeros(4)).shape == (4,)
   binary = models.DenseDecoder((), 2, 8, 'binary')(tf.zeros([4, 5]))
   assert binary.mean().shape == (4,) and np.all((binary.mean().numpy() >= 0))
 
@@ -61,7 +64,8 @@ def test_action_decoder_bounded_samples_and_initial_std():
   dist = actor(tf.zeros([1000, 6]))
   sample = dist.sample().numpy()
   assert sample.shape == (1000, 3) and np.all(np.abs(sample) <= 1)
-  # Zero features: the pre-tanh std is init_std, so most actions are near the bounds.
+  # Zero features: the pre-tanh std is init_std, so most actions are near
+  # the bounds.
   assert np.mean(np.abs(sample) > 0.9) > 0.6
   assert np.all(np.isfinite(dist.entropy().numpy()))
   assert np.all(np.abs(dist.mode().numpy()) <= 1)

@@ -1,4 +1,5 @@
-"""Long runs get killed, stopped and fed mistakes: nothing may be lost, errors are one line."""
+"""Long runs get killed, stopped and fed mistakes: nothing may be lost, and
+errors are one line."""
 
 import os
 import pathlib
@@ -12,56 +13,17 @@ import numpy as np
 import pytest
 
 import tools
-from helpers import ROOT, TINY, flags, make_agent, random_batch, read_metrics, run_script
-from helpers import tiny_config
-
-# Runs dreamer.py's main with a fault injected into the process, as a test harness only.
-HARNESS = '''
-import os, signal, sys
-sys.path[:0] = [{root!r}]
-import tools
-fault, count = os.environ.get('FAULT', ''), [0]
-write_atomic = tools.write_atomic
-def torn_write(filename, write):
-  # Killed halfway through writing `fault` for the Nth time: the temporary file is torn.
-  name, nth = fault.split(':')
-  if name in str(filename):
-    count[0] += 1
-    if count[0] == int(nth):
-      import io
-      buffer = io.BytesIO()
-      write(buffer)
-      def half(f):
-        f.write(buffer.getvalue()[:len(buffer.getvalue()) // 2])
-        f.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-      return write_atomic(filename, half)
-  return write_atomic(filename, write)
-if fault.count(':') == 1:
-  tools.write_atomic = torn_write
-if fault == 'nan':
-  # Once a checkpoint exists, every batch has NaN rewards; keep the good checkpoint's bytes.
-  sample = tools.Replay.sample
-  def nan_sample(self, batch_size):
-    batch = sample(self, batch_size)
-    logdir = self._directory.parent
-    if (logdir / 'variables.pkl').exists():
-      if not (logdir / 'good.pkl').exists():
-        (logdir / 'good.pkl').write_bytes((logdir / 'variables.pkl').read_bytes())
-      batch['reward'][:] = float('nan')
-    return batch
-  tools.Replay.sample = nan_sample
-import dreamer
-dreamer.main(dreamer.parse_flags(dreamer.define_config(), sys.argv[1:]))
-'''
-
+from helpers import ROOT, TESTS, TINY, flags, last_line, make_agent
+from helpers import random_batch, read_metrics, run_script, tiny_config
 
 def start(logdir, fault='', **config):
-  script = HARNESS.format(root=str(ROOT))
-  args = [f'--logdir={logdir}', *flags(**dict(TINY, log_images=False, **config))]
+  """dreamer.py's main in a child process, with a fault injected."""
+  config = dict(TINY, log_images=False, **config)
+  args = [f'--logdir={logdir}', *flags(**config)]
   return subprocess.Popen(
-      [sys.executable, '-c', script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True, cwd=ROOT, env=dict(os.environ, FAULT=fault))
+      [sys.executable, str(TESTS / 'child_fault.py'), *args],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+      env=dict(os.environ, FAULT=fault))
 
 
 def checkpoint_step(logdir):
@@ -81,13 +43,16 @@ def check_logdir(logdir):
   return {f.name for f in episodes}
 
 
+@pytest.mark.slow
 def test_killed_anywhere_resumes_without_loss(tmp_path):
   logdir = tmp_path / 'logdir'
-  # Long enough that no run ends before its kill.
-  config = dict(steps=1000, eval_every=80, train_every=40, log_every=40)
+  # Runs that would not end before their kill, however fast the machine.
+  config = dict(steps=10 ** 6, eval_every=80, train_every=40, log_every=40)
   random = np.random.RandomState(0)
-  # Torn writes of the first checkpoint, an episode, a later checkpoint; then random moments.
-  kills = [('variables.pkl:1', None), ('.npz:2', None), ('variables.pkl:2', None)]
+  # Torn writes of the first checkpoint, an episode, a later checkpoint; then
+  # random moments.
+  kills = [
+      ('variables.pkl:1', None), ('.npz:2', None), ('variables.pkl:2', None)]
   kills += [('', random.uniform(4, 20)) for _ in range(3)]
   episodes, last_checkpoint, resumed_from = set(), 0, 0
   for fault, delay in kills:
@@ -99,30 +64,38 @@ def test_killed_anywhere_resumes_without_loss(tmp_path):
       process.kill()
       process.wait()
     stdout, stderr = process.communicate()
-    assert process.returncode == -signal.SIGKILL, (fault, delay, stderr[-2000:])
+    assert process.returncode == -signal.SIGKILL, (
+        fault, delay, stderr[-2000:])
     assert 'skipping episode' not in stderr
-    # Every episode finished before a kill is whole and still there; checkpoints only grow.
+    # Every episode finished before a kill is whole and still there;
+    # checkpoints only grow.
     now = check_logdir(logdir)
     assert episodes <= now
     episodes = now
     assert checkpoint_step(logdir) >= last_checkpoint
     last_checkpoint = checkpoint_step(logdir)
     if 'Loaded checkpoint at step' in stdout:
-      loaded = int(stdout.split('Loaded checkpoint at step ')[1].split('.')[0])
-      assert loaded >= resumed_from
+      assert loaded_step(stdout) >= resumed_from
     resumed_from = last_checkpoint
-  process = start(logdir, **config)
+  # The last run finishes 200 steps after the last checkpoint.
+  steps = last_checkpoint + 200
+  process = start(logdir, **dict(config, steps=steps))
   stdout, stderr = process.communicate(timeout=600)
   assert process.returncode == 0, stderr[-3000:]
-  assert 'Loaded checkpoint at step' in stdout and 'skipping episode' not in stderr
-  assert int(stdout.split('Loaded checkpoint at step ')[1].split('.')[0]) >= last_checkpoint
+  assert 'skipping episode' not in stderr
+  assert loaded_step(stdout) >= last_checkpoint
   assert episodes <= check_logdir(logdir)
-  assert checkpoint_step(logdir) >= config['steps']
-  assert not list(logdir.rglob('.*.tmp'))  # Torn temporary files were cleaned up.
+  assert checkpoint_step(logdir) >= steps
+  assert not list(logdir.rglob('.*.tmp'))  # Torn temporary files are gone.
   metrics = read_metrics(logdir)  # Every line parses, torn ones included.
-  assert max(m['step'] for m in metrics) >= config['steps']
+  assert max(m['step'] for m in metrics) >= steps
 
 
+def loaded_step(stdout):
+  return int(stdout.split('Loaded checkpoint at step ')[1].split('.')[0])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('signum, parallel', [
     (signal.SIGINT, 'none'), (signal.SIGTERM, 'process')])
 def test_signal_stops_gracefully(tmp_path, signum, parallel):
@@ -138,6 +111,9 @@ def test_signal_stops_gracefully(tmp_path, signum, parallel):
       time.sleep(0.5)
     workers = env_workers(process.pid)
     assert len(workers) == (2 if parallel == 'process' else 0)
+    for pid in workers:  # Spawned without the main script's TensorFlow.
+      maps = pathlib.Path(f'/proc/{pid}/maps').read_text()
+      assert 'tensorflow' not in maps and 'mujoco' in maps
     sent = time.time()
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
@@ -150,14 +126,16 @@ def test_signal_stops_gracefully(tmp_path, signum, parallel):
   assert 'Stopped at step' in stdout
   step = checkpoint_step(logdir)
   assert step > TINY['prefill']
-  # The unfinished episode was kept: stored episodes account for the checkpoint's step.
+  # The unfinished episode was kept: stored episodes account for the
+  # checkpoint's step.
   assert tools.count_episodes(logdir / 'episodes')[1] * 2 == step
   time.sleep(1)
   assert not [pid for pid in workers if pathlib.Path(f'/proc/{pid}').exists()]
 
 
 def env_workers(pid):
-  """Spawned environment workers of a process (not multiprocessing's resource tracker)."""
+  """Spawned environment workers of a process (not multiprocessing's resource
+  tracker)."""
   found = []
   for task in pathlib.Path(f'/proc/{pid}/task').iterdir():
     for child in (task / 'children').read_text().split():
@@ -173,11 +151,14 @@ def test_nan_batch_skips_only_that_update(tmp_path):
   model = [v.numpy().copy() for v in agent._model_opt._variables]
   actor = [v.numpy().copy() for v in agent._actor.trainable_variables]
   metrics = agent.train(batch)
-  assert metrics['skipped_updates'] == 1 and not np.isfinite(metrics['model_loss'])
-  assert all(np.array_equal(a, v.numpy()) for a, v in zip(model, agent._model_opt._variables))
+  assert metrics['skipped_updates'] == 1
+  assert not np.isfinite(metrics['model_loss'])
+  assert all(np.array_equal(a, v.numpy()) for a, v in zip(
+      model, agent._model_opt._variables))
   assert any(not np.array_equal(a, v.numpy()) for a, v in zip(
       actor, agent._actor.trainable_variables))
-  # Consecutive non-finite steps end the run; a finite one in between resets the count.
+  # Consecutive non-finite steps end the run; a finite one in between
+  # resets the count.
   agent._c.nonfinite_limit = 3
   agent._check_finite({'skipped_updates': 1})
   agent._check_finite({'skipped_updates': 0})
@@ -187,43 +168,49 @@ def test_nan_batch_skips_only_that_update(tmp_path):
     agent._check_finite({'skipped_updates': 1})
 
 
-def test_non_finite_steps_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path):
+@pytest.mark.slow
+def test_non_finite_steps_stop_the_run_keeping_the_good_checkpoint(tmp_path):
   logdir = tmp_path / 'logdir'
   process = start(logdir, 'nan', steps=400, nonfinite_limit=4)
   stdout, stderr = process.communicate(timeout=600)
   assert process.returncode == 1
   line = stderr.strip().splitlines()[-1]
   assert 'error: 4 train steps in a row had a non-finite loss' in line
-  assert (logdir / 'variables.pkl').read_bytes() == (logdir / 'good.pkl').read_bytes()
+  good = (logdir / 'good.pkl').read_bytes()
+  assert (logdir / 'variables.pkl').read_bytes() == good
 
 
-def last_line(process):
-  return process.stderr.strip().splitlines()[-1]
-
-
+@pytest.mark.slow
 def test_unwritable_logdir_fails_clearly(tmp_path):
   blocker = tmp_path / 'file'
   blocker.write_text('a file where a directory should be')
-  process = run_script('dreamer.py', f'--logdir={blocker / "logdir"}', timeout=120)
+  process = run_script(
+      'dreamer.py', f'--logdir={blocker / "logdir"}', timeout=120)
   assert process.returncode == 1
-  assert last_line(process).startswith('dreamer.py: error: cannot write to --logdir')
+  assert last_line(process).startswith(
+      'dreamer.py: error: cannot write to --logdir')
   if os.geteuid() != 0:  # Permissions do not bind root.
     readonly = tmp_path / 'readonly'
     readonly.mkdir(mode=0o555)
-    process = run_script('dreamer.py', f'--logdir={readonly / "logdir"}', timeout=120)
+    process = run_script(
+        'dreamer.py', f'--logdir={readonly / "logdir"}', timeout=120)
     assert 'Permission denied' in last_line(process)
 
 
+@pytest.mark.slow
 def test_bad_checkpoints_fail_clearly_and_change_nothing(tmp_path):
   logdir = tmp_path / 'logdir'
-  process = run_script('dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=120)))
+  process = run_script(
+      'dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=120)))
   assert process.returncode == 0, process.stderr[-3000:]
   def snapshot():
     return {p: p.read_bytes() for p in logdir.rglob('*') if p.is_file()}
-  # Another config's checkpoint: the first variable whose shape differs is named.
+  # Another config's checkpoint: the first variable whose shape differs is
+  # named.
   before = snapshot()
   process = run_script(
-      'dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=200, deter_size=10)))
+      'dreamer.py', f'--logdir={logdir}',
+      *flags(**dict(TINY, steps=200, deter_size=10)))
   assert process.returncode == 1
   line = last_line(process)
   assert 'does not fit this agent: variable _' in line and 'has shape' in line
@@ -233,18 +220,21 @@ def test_bad_checkpoints_fail_clearly_and_change_nothing(tmp_path):
   checkpoint = logdir / 'variables.pkl'
   checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
   before = snapshot()
-  process = run_script('dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=200)))
+  process = run_script(
+      'dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=200)))
   assert process.returncode == 1
   assert 'variables.pkl is not a readable checkpoint' in last_line(process)
   assert snapshot() == before
 
 
+@pytest.mark.slow
 def test_dead_environment_worker_is_restarted(tmp_path):
   logdir = tmp_path / 'logdir'
   process = start(logdir, steps=400, parallel='process')
   try:
     deadline = time.time() + 300
-    while time.time() < deadline and len(tools.episode_files(logdir / 'episodes')) < 3:
+    episodes = lambda: tools.episode_files(logdir / 'episodes')
+    while time.time() < deadline and len(episodes()) < 3:
       time.sleep(0.2)
     killed = env_workers(process.pid)
     assert len(killed) == 2

@@ -1,4 +1,5 @@
-"""The repository's own promises: CI runs the README's test command; its examples parse."""
+"""The repository's own promises: CI runs the README's test command; its
+examples parse."""
 
 import shlex
 
@@ -7,7 +8,8 @@ from helpers import ROOT
 
 def readme_commands():
   lines = (ROOT / 'README.md').read_text().splitlines()
-  return [line for line in lines if line.startswith('python3 -m venv .venv && ')]
+  prefix = 'python3 -m venv .venv && '
+  return [line for line in lines if line.startswith(prefix)]
 
 
 def test_ci_runs_the_readme_test_command():
@@ -26,18 +28,21 @@ def test_readme_training_command_uses_valid_flags():
   assert config.task == 'dmc_walker_walk'
 
 
-# Upstream's config keys and defaults (danijar/dreamer); precision follows the hardware here.
+# Upstream's config keys and defaults (danijar/dreamer); precision follows
+# the hardware here.
 UPSTREAM = dict(
-    seed=0, steps=5e6, eval_every=1e4, log_every=1e3, log_scalars=True, log_images=True,
-    gpu_growth=True, task='dmc_walker_walk', envs=1, parallel='none', action_repeat=2,
-    time_limit=1000, prefill=5000, eval_noise=0.0, clip_rewards='none', deter_size=200,
-    stoch_size=30, num_units=400, dense_act='elu', cnn_act='relu', cnn_depth=32, pcont=False,
+    seed=0, steps=5e6, eval_every=1e4, log_every=1e3, log_scalars=True,
+    log_images=True, gpu_growth=True, task='dmc_walker_walk', envs=1,
+    parallel='none', action_repeat=2, time_limit=1000, prefill=5000,
+    eval_noise=0.0, clip_rewards='none', deter_size=200, stoch_size=30,
+    num_units=400, dense_act='elu', cnn_act='relu', cnn_depth=32, pcont=False,
     free_nats=3.0, kl_scale=1.0, pcont_scale=10.0, weight_decay=0.0,
-    weight_decay_pattern=r'.*', batch_size=50, batch_length=50, train_every=1000,
-    train_steps=100, pretrain=100, model_lr=6e-4, value_lr=8e-5, actor_lr=8e-5,
-    grad_clip=100.0, dataset_balance=False, discount=0.99, disclam=0.95, horizon=15,
-    action_dist='tanh_normal', action_init_std=5.0, expl='additive_gaussian',
-    expl_amount=0.3, expl_decay=0.0, expl_min=0.0)
+    weight_decay_pattern=r'.*', batch_size=50, batch_length=50,
+    train_every=1000, train_steps=100, pretrain=100, model_lr=6e-4,
+    value_lr=8e-5, actor_lr=8e-5, grad_clip=100.0, dataset_balance=False,
+    discount=0.99, disclam=0.95, horizon=15, action_dist='tanh_normal',
+    action_init_std=5.0, expl='additive_gaussian', expl_amount=0.3,
+    expl_decay=0.0, expl_min=0.0)
 
 
 def test_config_has_upstreams_keys_and_defaults():
@@ -57,9 +62,11 @@ def test_extensions_change_only_their_keys():
   import dreamer
   import idm
   base = dreamer.define_config()
-  changed = lambda config: {k for k in config if k not in base or config[k] != base[k]}
+  changed = lambda config: {
+      k for k in config if k not in base or config[k] != base[k]}
   assert changed(bird.define_config()) == {
-      'deter_size', 'stoch_size', 'dataset_size', 'ent_alpha', 'reweight_clip', 'soft'}
+      'deter_size', 'stoch_size', 'dataset_size', 'ent_alpha', 'reweight_clip',
+      'soft'}
   assert changed(idm.define_config()) == {
-      'derive_std_deter', 'derive_std_stoch', 'constraint_scale', 'evaluator_layers',
-      'evaluator_units', 'evaluator_lr', 'weight_clip'}
+      'derive_std_deter', 'derive_std_stoch', 'constraint_scale',
+      'evaluator_layers', 'evaluator_units', 'evaluator_lr', 'weight_clip'}

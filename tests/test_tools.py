@@ -10,12 +10,14 @@ from helpers import random_episode
 
 
 def numpy_lambda_return(reward, value, pcont, bootstrap, lambda_):
-  """R_t = r_t + g_t ((1 - l) v_{t+1} + l R_{t+1}) with v_T = R_T = bootstrap, time first."""
+  """R_t = r_t + g_t ((1 - l) v_{t+1} + l R_{t+1}), v_T = R_T = bootstrap;
+  time first."""
   returns = np.zeros_like(reward)
   following = bootstrap
   for t in reversed(range(len(reward))):
     next_value = value[t + 1] if t + 1 < len(reward) else bootstrap
-    following = reward[t] + pcont[t] * ((1 - lambda_) * next_value + lambda_ * following)
+    following = reward[t] + pcont[t] * (
+        (1 - lambda_) * next_value + lambda_ * following)
     returns[t] = following
   return returns
 
@@ -30,7 +32,8 @@ def test_lambda_return_matches_numpy(lambda_):
   actual = tools.lambda_return(reward, value, pcont, bootstrap, lambda_, axis=0)
   np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-5, atol=1e-5)
   # The same along axis 1 (batch first).
-  actual = tools.lambda_return(reward.T, value.T, pcont.T, bootstrap, lambda_, axis=1)
+  actual = tools.lambda_return(
+      reward.T, value.T, pcont.T, bootstrap, lambda_, axis=1)
   np.testing.assert_allclose(actual.numpy().T, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -39,11 +42,13 @@ def test_lambda_return_limits():
   value = 10 * np.ones((3, 1), np.float32)
   bootstrap = np.array([20.0], np.float32)
   # lambda 1: discounted Monte Carlo return with the bootstrap at the end.
-  mc = tools.lambda_return(reward, value, 0.5, bootstrap, 1.0, axis=0).numpy()[:, 0]
-  np.testing.assert_allclose(mc, [1 + 0.5 * (1 + 0.5 * (1 + 0.5 * 20)), 1 + 0.5 * (1 + 0.5 * 20),
-                                  1 + 0.5 * 20])
+  mc = tools.lambda_return(reward, value, 0.5, bootstrap, 1.0, axis=0)
+  np.testing.assert_allclose(mc.numpy()[:, 0], [
+      1 + 0.5 * (1 + 0.5 * (1 + 0.5 * 20)), 1 + 0.5 * (1 + 0.5 * 20),
+      1 + 0.5 * 20])
   # lambda 0: one-step targets.
-  td = tools.lambda_return(reward, value, 0.5, bootstrap, 0.0, axis=0).numpy()[:, 0]
+  td = tools.lambda_return(reward, value, 0.5, bootstrap, 0.0, axis=0)
+  td = td.numpy()[:, 0]
   np.testing.assert_allclose(td, [6, 6, 11])
 
 
@@ -56,7 +61,8 @@ def test_static_scan_nested_and_reverse():
   out = tools.static_scan(fn, inputs, {'sum': 0.0, 'count': 0.0}, reverse=True)
   np.testing.assert_allclose(out['sum'].numpy(), [6, 5, 3])
   # Outputs may carry more keys than the start.
-  out = tools.static_scan(lambda last, x: {'a': last['a'] + x, 'b': x}, inputs, {'a': 0.0})
+  fn = lambda last, x: {'a': last['a'] + x, 'b': x}
+  out = tools.static_scan(fn, inputs, {'a': 0.0})
   np.testing.assert_allclose(out['b'].numpy(), [1, 2, 3])
 
 
@@ -65,11 +71,11 @@ def test_tanh_bijector_log_det_matches_numeric_derivative():
   x = np.linspace(-4, 4, 41)
   eps = 1e-5
   numeric = np.log((np.tanh(x + eps) - np.tanh(x - eps)) / (2 * eps))
-  actual = bijector.forward_log_det_jacobian(tf.constant(x), event_ndims=0).numpy()
+  actual = bijector.forward_log_det_jacobian(tf.constant(x), event_ndims=0)
   np.testing.assert_allclose(actual, numeric, rtol=1e-5, atol=1e-6)
   # Inverse log-det is the negative at the preimage.
   y = np.tanh(x[5:-5]).astype(np.float32)
-  inverse = bijector.inverse_log_det_jacobian(tf.constant(y), event_ndims=0).numpy()
+  inverse = bijector.inverse_log_det_jacobian(tf.constant(y), event_ndims=0)
   np.testing.assert_allclose(inverse, -numeric[5:-5], rtol=1e-3, atol=1e-3)
 
 
@@ -87,7 +93,8 @@ def test_tanh_normal_entropy_and_mode_finite_when_saturated():
 
 def test_sample_dist_mode_is_chosen_per_batch_element():
   tfd = tools.tfd
-  dist = tools.SampleDist(tfd.Independent(tfd.Normal([[-3.0], [5.0]], 0.01), 1), samples=50)
+  dist = tfd.Independent(tfd.Normal([[-3.0], [5.0]], 0.01), 1)
+  dist = tools.SampleDist(dist, samples=50)
   np.testing.assert_allclose(dist.mode().numpy(), [[-3.0], [5.0]], atol=0.05)
 
 
@@ -95,7 +102,8 @@ def test_args_type():
   assert tools.args_type(True)('False') is False
   assert tools.args_type(5)('1e6') == 1000000
   assert tools.args_type(0.5)('1e-3') == 0.001
-  assert tools.args_type(pathlib.Path('.'))('~/x') == pathlib.Path('~/x').expanduser()
+  home = pathlib.Path('~/x').expanduser()
+  assert tools.args_type(pathlib.Path('.'))('~/x') == home
   with pytest.raises(Exception, match='True or False'):
     tools.args_type(True)('yes')
   with pytest.raises(Exception, match='integer'):
@@ -104,12 +112,16 @@ def test_args_type():
 
 def test_parse_flags_one_line_errors(capsys):
   config = tools.AttrDict(steps=10, parallel='none', flag=True)
-  parsed, given = tools.parse_flags(config, ['--steps', '2e3', '--flag', 'False'], prog='x')
+  argv = ['--steps', '2e3', '--flag', 'False']
+  parsed, given = tools.parse_flags(config, argv, prog='x')
   assert parsed == {'steps': 2000, 'parallel': 'none', 'flag': False}
   assert given == {'steps', 'flag'}
-  for argv in (['--unknown', '1'], ['--steps', 'many'], ['--parallel', 'gpu'], ['--step', '1']):
+  for argv in (
+      ['--unknown', '1'], ['--steps', 'many'], ['--parallel', 'gpu'],
+      ['--step', '1']):
     with pytest.raises(SystemExit) as error:
-      tools.parse_flags(config, argv, {'parallel': ['none', 'thread']}, prog='x')
+      choices = {'parallel': ['none', 'thread']}
+      tools.parse_flags(config, argv, choices, prog='x')
     assert str(error.value).startswith('x: error: ')
     assert '\n' not in str(error.value)
 
@@ -197,15 +209,22 @@ def test_replay_rejects_short_episodes(tmp_path):
 
 def test_every_and_once():
   every = tools.Every(10)
-  assert [every(s) for s in (0, 5, 10, 15, 20, 35)] == [True, False, True, False, True, True]
+  assert [every(s) for s in (0, 5, 10, 15, 20, 35)] == [
+      True, False, True, False, True, True]
   once = tools.Once()
   assert [once(), once()] == [True, False]
 
 
-def test_encode_gif_round_trip():
+def test_video_summary_writes_a_gif_grid(tmp_path):
   from PIL import Image
   video = np.random.RandomState(0).uniform(0, 1, (2, 5, 8, 8, 3))
-  frames = tools.video_grid(video)
-  assert frames.shape == (5, 8, 16, 3) and frames.dtype == np.uint8
-  image = Image.open(io.BytesIO(tools.encode_gif(frames, fps=10)))
+  with tf.summary.create_file_writer(str(tmp_path)).as_default():
+    tools.video_summary('agent/openl', video, step=3, fps=10)
+  events = [
+      value for path in tmp_path.glob('events.out.tfevents.*')
+      for event in tf.compat.v1.train.summary_iterator(str(path))
+      for value in event.summary.value]
+  assert [value.tag for value in events] == ['agent/openl']
+  image = Image.open(io.BytesIO(events[0].image.encoded_image_string))
+  # Batch elements side by side: 5 frames of 8 x (2 x 8) pixels.
   assert image.format == 'GIF' and image.size == (16, 8) and image.n_frames == 5

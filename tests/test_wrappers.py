@@ -37,7 +37,8 @@ def test_normalize_actions_maps_unit_box_to_bounds():
   np.testing.assert_array_equal(env.action_space.low, [-1, -1])
   np.testing.assert_array_equal(env.action_space.high, [1, 1])
   env.reset()
-  for action, expected in (([-1, 1], [-2, 4]), ([0, 0], [1, 1]), ([0.5, -0.5], [2.5, -0.5])):
+  pairs = (([-1, 1], [-2, 4]), ([0, 0], [1, 1]), ([0.5, -0.5], [2.5, -0.5]))
+  for action, expected in pairs:
     env.step(np.array(action, np.float32))
     np.testing.assert_allclose(inner.actions[-1], expected)
 
@@ -46,7 +47,8 @@ def test_normalize_actions_maps_unit_box_to_bounds():
 def test_collect_records_episodes_through_async(strategy):
   episodes = []
   env = wrappers.Collect(
-      wrappers.Async(functools.partial(fakes.make_counting, 4), strategy), [episodes.append])
+      wrappers.Async(functools.partial(fakes.make_counting, 4), strategy),
+      [episodes.append])
   try:
     for _ in range(2):
       env.reset()
@@ -61,23 +63,35 @@ def test_collect_records_episodes_through_async(strategy):
     np.testing.assert_array_equal(episode['reward'], [0, 1, 1, 1, 1])
     np.testing.assert_array_equal(episode['discount'], [1, 1, 1, 1, 0])
     np.testing.assert_array_equal(episode['image'][:, 0, 0, 0], [0, 1, 2, 3, 4])
-    assert episode['image'].dtype == np.uint8 and episode['reward'].dtype == np.float32
+    assert episode['image'].dtype == np.uint8
+    assert episode['reward'].dtype == np.float32
   finally:
     env.close()
 
 
-def test_async_process_runs_elsewhere_and_reports_death():
+@pytest.mark.parametrize('idle', [False, True])
+def test_async_process_reports_death_through_the_promise(idle):
   import os
+  import time
   env = wrappers.Async(functools.partial(fakes.make_counting, 4), 'process')
   try:
-    pid = env.call('pid')()
+    pid = env.call('pid')
     assert pid != os.getpid()
     env.reset()
-    os.kill(pid, 9)
+    if idle:  # Dead before the call is sent: sending must not raise.
+      os.kill(pid, 9)
+      time.sleep(0.5)
+      promise = env.step(np.zeros(2), blocking=False)
+    else:  # Dies while the call is in flight.
+      env.call('sleep', 1.0, blocking=False)
+      promise = env.step(np.zeros(2), blocking=False)
+      time.sleep(0.3)
+      os.kill(pid, 9)
     with pytest.raises(wrappers.WorkerDied):
-      env.step(np.zeros(2))
+      promise()
+    assert not env.alive
     env.reset()  # Starts a new worker.
-    assert env.call('pid')() != pid
+    assert env.call('pid') != pid
     assert env.step(np.zeros(2))[1] == 1.0
   finally:
     env.close()
@@ -85,17 +99,20 @@ def test_async_process_runs_elsewhere_and_reports_death():
 
 def test_parse_task():
   assert wrappers.parse_task('walker_walk') == ('walker', 'walk')
-  assert wrappers.parse_task('cartpole_swingup_sparse') == ('cartpole', 'swingup_sparse')
+  assert wrappers.parse_task('cartpole_swingup_sparse') == (
+      'cartpole', 'swingup_sparse')
   assert wrappers.parse_task('point_mass_easy') == ('point_mass', 'easy')
   assert wrappers.parse_task('cup_catch') == ('ball_in_cup', 'catch')
-  with pytest.raises(ValueError, match='valid domains are: acrobot, ball_in_cup'):
+  with pytest.raises(
+      ValueError, match='valid domains are: acrobot, ball_in_cup'):
     wrappers.parse_task('walkerr_walk')
   with pytest.raises(ValueError, match="its tasks are: .*walk"):
     wrappers.parse_task('walker_fly')
 
 
 def test_dmc_observations_have_fixed_dtypes():
-  env = wrappers.make_dmc('cartpole_balance', action_repeat=2, time_limit=6, seed=0)
+  env = wrappers.make_dmc(
+      'cartpole_balance', action_repeat=2, time_limit=6, seed=0)
   try:
     obs = env.reset()
     assert obs['image'].shape == (64, 64, 3) and obs['image'].dtype == np.uint8
@@ -121,8 +138,10 @@ def test_dmc_seed_reproduces_episodes():
 
 
 def test_env_seeds_differ_by_role_index_and_run_seed():
-  seeds = [wrappers.env_seed(s, role, i) for s in (0, 1) for role in ('train', 'test')
-           for i in (0, 1)] + [wrappers.env_seed(s, 'final') for s in (0, 1)]
+  seeds = [
+      wrappers.env_seed(s, role, i) for s in (0, 1)
+      for role in ('train', 'test') for i in (0, 1)]
+  seeds += [wrappers.env_seed(s, 'final') for s in (0, 1)]
   assert len(set(seeds)) == len(seeds)
   assert wrappers.env_seed(0, 'test', 1) == wrappers.env_seed(0, 'test', 1)
   with pytest.raises(KeyError):

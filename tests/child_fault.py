@@ -1,0 +1,66 @@
+"""Runs dreamer.py's main with a fault injected; for test_reliability.py.
+
+  FAULT=variables.pkl:2 python tests/child_fault.py --logdir ... [flags]
+
+FAULT `name:N`: the Nth atomic write of a file whose name contains `name` is
+torn halfway and the process SIGKILLs itself. FAULT `nan`: once a checkpoint
+exists, every training batch has NaN rewards; the good checkpoint's bytes are
+kept as good.pkl beside it.
+"""
+
+import io
+import os
+import pathlib
+import signal
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import tools  # noqa: E402  (TensorFlow's import flags first)
+
+FAULT = os.environ.get('FAULT', '')
+
+
+def torn_write(write_atomic, name, nth):
+  count = [0]
+  def write(filename, content):
+    if name not in str(filename):
+      return write_atomic(filename, content)
+    count[0] += 1
+    if count[0] != nth:
+      return write_atomic(filename, content)
+    buffer = io.BytesIO()
+    content(buffer)
+    data = buffer.getvalue()
+    def half(f):
+      f.write(data[:len(data) // 2])
+      f.flush()
+      os.kill(os.getpid(), signal.SIGKILL)
+    return write_atomic(filename, half)
+  return write
+
+
+def nan_rewards(sample):
+  def nan_sample(self, batch_size):
+    batch = sample(self, batch_size)
+    logdir = self._directory.parent
+    if (logdir / 'variables.pkl').exists():
+      if not (logdir / 'good.pkl').exists():
+        good = (logdir / 'variables.pkl').read_bytes()
+        (logdir / 'good.pkl').write_bytes(good)
+      batch['reward'][:] = float('nan')
+    return batch
+  return nan_sample
+
+
+def main():
+  if FAULT == 'nan':
+    tools.Replay.sample = nan_rewards(tools.Replay.sample)
+  elif FAULT:
+    name, nth = FAULT.split(':')
+    tools.write_atomic = torn_write(tools.write_atomic, name, int(nth))
+  import dreamer
+  dreamer.main(dreamer.parse_flags(dreamer.define_config(), sys.argv[1:]))
+
+
+if __name__ == '__main__':
+  main()
