@@ -26,6 +26,10 @@ def define_config():
   config.evaluator_layers = 2
   config.evaluator_units = 256
   config.evaluator_lr = 3e-4
+  # The evaluator's label-0 transitions: 'model', the model's one-step
+  # transitions from the real (z, a) (A.5, eq. 1); or 'imagined', the
+  # imagined ones, whose logit also holds the shift of (z, a).
+  config.evaluator_negatives = 'model'
   config.weight_clip = 2.0  # c: reliability logits are clipped to [-c, c].
   return config
 
@@ -55,6 +59,11 @@ def reliability_weights(logit, clip):
   """
   weight = tf.exp(tf.clip_by_value(logit, -clip, clip))
   return tf.stop_gradient(weight / tools.batch_mean(weight))
+
+
+def transition(feat, action, next_feat):
+  """The evaluator's input: (feature, action, next feature), no gradient."""
+  return tf.stop_gradient(tf.concat([feat, action, next_feat], -1))
 
 
 class IDM(dreamer.Dreamer):
@@ -103,37 +112,43 @@ class IDM(dreamer.Dreamer):
     return super()._actor_loss(outs, imag, returns, weights, metrics)
 
   def _train_aux(self, data, outs, imag, metrics):
-    feat, action = tf.stop_gradient(outs['feat']), data['action']
     # Index t of a sequence holds the action that led to observation t.
-    real = tf.concat([feat[:, :-1], action[:, 1:], feat[:, 1:]], -1)
-    imagined = self._imagined_transitions(imag)
-    self._train_evaluator(real, imagined, metrics)
+    feat, action = outs['feat'][:, :-1], data['action'][:, 1:]
+    real = transition(feat, action, outs['feat'][:, 1:])
+    if self._c.evaluator_negatives == 'model':
+      # A.5, eq. 1: from the same real z_t and a_t+1, the model's transition,
+      # the prior's sample at t+1, so that the logit estimates
+      # log p(z'|z,a) / p_theta(z'|z,a).
+      prior = self._dynamics.get_feat(outs['prior'])[:, 1:]
+      model = transition(feat, action, prior)
+    else:
+      model = self._imagined_transitions(imag)
+    self._train_evaluator(real, model, metrics)
 
-  def _train_evaluator(self, real, imagined, metrics):
+  def _train_evaluator(self, real, model, metrics):
     """Binary cross-entropy of real (1) against model (0) transitions.
 
     Each class weighs half, so that the optimal logit is the log ratio of
     their densities however many transitions each class has.
     """
-    real, imagined = tf.stop_gradient(real), tf.stop_gradient(imagined)
+    real, model = tf.stop_gradient(real), tf.stop_gradient(model)
     with tf.GradientTape() as tape:
       real_pred = self._evaluator(real)
-      imag_pred = self._evaluator(imagined)
+      model_pred = self._evaluator(model)
       real_like = real_pred.log_prob(tf.ones(tf.shape(real)[:-1]))
-      imag_like = imag_pred.log_prob(tf.zeros(tf.shape(imagined)[:-1]))
-      loss = -(tf.reduce_mean(real_like) + tf.reduce_mean(imag_like)) / 2
+      model_like = model_pred.log_prob(tf.zeros(tf.shape(model)[:-1]))
+      loss = -(tf.reduce_mean(real_like) + tf.reduce_mean(model_like)) / 2
     metrics['evaluator_grad_norm'] = self._evaluator_opt(tape, loss)
     correct = lambda x: tf.reduce_mean(tf.cast(x, tf.float32))
     accuracy = (
-        correct(real_pred.mean() > 0.5) + correct(imag_pred.mean() < 0.5)) / 2
+        correct(real_pred.mean() > 0.5) + correct(model_pred.mean() < 0.5)) / 2
     metrics.update(evaluator_loss=loss, evaluator_accuracy=accuracy)
 
   def _imagined_transitions(self, imag):
-    """(feature_tau, action_tau, feature_tau+1) of every imagined step."""
+    """The transition into every imagined state."""
     start = self._dynamics.get_feat(imag['start'])
     prev = tf.concat([start[None], imag['feat'][:-1]], 0)
-    transitions = tf.concat([prev, imag['action'], imag['feat']], -1)
-    return tf.stop_gradient(transitions)
+    return transition(prev, imag['action'], imag['feat'])
 
   def _evaluate(self, transitions):
     """The evaluator's logit that a transition is real, not the model's."""
@@ -151,5 +166,8 @@ class IDM(dreamer.Dreamer):
         clip=self._c.grad_clip)
 
 
+CHOICES = dict(evaluator_negatives=['model', 'imagined'])
+
+
 if __name__ == '__main__':
-  dreamer.main(dreamer.parse_flags(define_config()), IDM)
+  dreamer.main(dreamer.parse_flags(define_config(), choices=CHOICES), IDM)

@@ -23,7 +23,8 @@ method_script() {
     bird) echo "bird.py" ;;
     softbird) echo "bird.py --soft True" ;;
     idm) echo "idm.py" ;;
-    *) echo "unknown method '$1': use dreamer, bird, softbird or idm" >&2; return 2 ;;
+    idm_imagined) echo "idm.py --evaluator_negatives imagined" ;;
+    *) echo "unknown method '$1': use dreamer, bird, softbird, idm or idm_imagined" >&2; return 2 ;;
   esac
 }
 

@@ -36,6 +36,7 @@ METHODS = {
     'bird': (bird.define_config, bird.BIRD, bird.adjust_config, []),
     'softbird': (bird.define_config, bird.SoftBIRD, bird.adjust_config, ['--soft', 'True']),
     'idm': (idm.define_config, idm.IDM, None, []),
+    'idm_imagined': (idm.define_config, idm.IDM, None, ['--evaluator_negatives', 'imagined']),
 }
 
 

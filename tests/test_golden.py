@@ -28,6 +28,8 @@ CASES = {
     'softbird': (bird, bird.SoftBIRD, dict(
         deter_size=8, stoch_size=4, soft=True, ent_alpha=0.2)),
     'idm': (idm, idm.IDM, dict(evaluator_units=16)),
+    'idm_imagined': (idm, idm.IDM, dict(
+        evaluator_units=16, evaluator_negatives='imagined')),
 }
 
 
