@@ -8,9 +8,14 @@ _imag_weights, _actor_loss, _value_loss, _train_aux.
 """
 
 import collections
+import datetime
 import functools
+import importlib.metadata
+import json
+import os
 import pathlib
 import random
+import subprocess
 import sys
 
 import tools  # Sets TensorFlow's import flags; must precede its import.
@@ -132,14 +137,18 @@ class Dreamer(tools.Module):
       state = tf.nest.map_structure(lambda x: x * mask, state)
     if training and self._should_train(step):
       log = self._should_log(step)
-      n = self._c.pretrain if self._should_pretrain() else self._c.train_steps
+      pretrain = self._should_pretrain()
+      n = self._c.pretrain if pretrain else self._c.train_steps
       print(f'Training for {n} steps.')
       self._replay.update()
-      for train_step in range(n):
-        if tools.STOP.requested:
-          break
-        log_images = self._c.log_images and log and train_step == 0
-        self.train(self._replay.sample(self._c.batch_size), log_images)
+      name = 'Pretraining' if pretrain else 'Training'
+      with tools.Progress(name, n, 'train steps') as progress:
+        for train_step in range(n):
+          if tools.STOP.requested:
+            break
+          log_images = self._c.log_images and log and train_step == 0
+          self.train(self._replay.sample(self._c.batch_size), log_images)
+          progress.update()
       if log:
         self._write_summaries()
     if state is None:
@@ -574,6 +583,11 @@ def parse_flags(config, argv=None, choices=None, adjust=None):
   return config
 
 
+def make_logdir(logdir):
+  logdir.mkdir(parents=True, exist_ok=True)
+  return logdir
+
+
 def prepare_logdir(logdir):
   """Creates the logdir and proves it writable, or raises OSError."""
   datadir = logdir / 'episodes'
@@ -583,6 +597,106 @@ def prepare_logdir(logdir):
   tools.remove_temporary(logdir)
   tools.remove_temporary(datadir)
   return datadir
+
+
+# Keys that may change between the starts of one run; every other key defines
+# what is trained and must stay as recorded in the logdir's config.json.
+RESUMABLE = (
+    'logdir', 'steps', 'eval_every', 'log_every', 'log_scalars', 'log_images',
+    'gpu_growth', 'precision', 'jit', 'deterministic', 'nonfinite_limit',
+    'envs', 'parallel')
+
+
+def check_record(config, agent_class):
+  """What config.json will hold; raises ConfigError if the logdir's record
+  differs from this command in a key that is not RESUMABLE."""
+  path = config.logdir / 'config.json'
+  record = describe_run(config, agent_class)
+  if not path.exists():
+    return record
+  try:
+    recorded = json.loads(path.read_text())
+    agent, values = recorded['agent'], recorded['config']
+  except (ValueError, KeyError, TypeError) as e:
+    raise tools.ConfigError(f'{path} is not a readable record ({e})') from e
+  if agent != record['agent']:
+    raise tools.ConfigError(
+        f'{config.logdir} holds a run of {agent}, not of {record["agent"]}')
+  now = record['config']
+  changed = {
+      k: (values[k], now[k]) for k in now if values.get(k, now[k]) != now[k]}
+  fixed = [k for k in changed if k not in RESUMABLE]
+  if fixed:
+    differences = '; '.join(
+        f'--{k} {changed[k][0]} there, {changed[k][1]} here' for k in fixed)
+    raise tools.ConfigError(
+        f'{config.logdir} holds a run with other settings: {differences} '
+        f'(may change on resume: {", ".join(RESUMABLE)})')
+  resume = dict(
+      time=record['created'], added=[k for k in now if k not in values],
+      changed={k: list(v) for k, v in changed.items()})
+  record['created'] = recorded.get('created', record['created'])
+  record['resumes'] = recorded.get('resumes', []) + [resume]
+  return record
+
+
+def write_record(config, record, step, logger):
+  if record.get('resumes'):
+    record['resumes'][-1]['step'] = step
+    resume = record['resumes'][-1]
+    for key, (old, new) in resume['changed'].items():
+      print(f'Resumed with --{key} {new} (was {old}).')
+    for key in resume['added']:
+      print(f'Resumed with --{key} {record["config"][key]} '
+            '(not recorded by the earlier start).')
+  path = config.logdir / 'config.json'
+  text = json.dumps(record, indent=1, sort_keys=True)
+  tools.write_atomic(path, lambda f: f.write(text.encode() + b'\n'))
+  logger.text(step, 'config', f'```\n{text}\n```')
+
+
+def describe_run(config, agent_class):
+  """The run's config, agent class, seed, versions and code."""
+  module = agent_class.__module__
+  if module == '__main__':  # The script that was run, e.g. bird.py.
+    module = pathlib.Path(sys.modules['__main__'].__file__).stem
+  values = {
+      k: str(v) if isinstance(v, pathlib.Path) else v
+      for k, v in config.items()}
+  return dict(
+      agent=f'{module}.{agent_class.__qualname__}',
+      config=json.loads(json.dumps(values)), seed=config.seed,
+      versions=versions(), code=code_version(), command=sys.argv,
+      created=datetime.datetime.now().isoformat(timespec='seconds'))
+
+
+def versions():
+  packages = (
+      'tensorflow', 'tf_keras', 'tensorflow-probability', 'dm_control',
+      'mujoco', 'numpy', 'dreamer-bird-idm')
+  found = {}
+  for package in packages:
+    try:
+      found[package] = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+      found[package] = None
+  return found
+
+
+def code_version():
+  """The git commit of this code, if it is a checkout; None otherwise."""
+  root = pathlib.Path(__file__).resolve().parent
+  if not (root / '.git').exists():
+    return None
+  git = lambda *args: subprocess.run(
+      ['git', '-C', str(root), *args], capture_output=True, text=True,
+      timeout=10).stdout.strip()
+  try:
+    commit = git('rev-parse', 'HEAD')
+    changes = git('status', '--porcelain', '--untracked-files=no')
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return commit + (' with uncommitted changes' if changes else '')
 
 
 def setup(config):
@@ -603,10 +717,14 @@ def main(config, agent_class=None):
   prog = pathlib.Path(sys.argv[0]).name
   config.logdir = pathlib.Path(config.logdir).expanduser()
   try:
+    lock = tools.lock(make_logdir(config.logdir))  # Held until the exit.
     datadir = prepare_logdir(config.logdir)
+    record = check_record(config, agent_class)
   except OSError as e:
     sys.exit(f'{prog}: error: cannot write to --logdir {config.logdir}: '
              f'{e.strerror or e}')
+  except tools.RunError as e:
+    sys.exit(f'{prog}: error: {e}')
   setup(config)
   tools.STOP.install()
   print('Logdir', config.logdir)
@@ -628,6 +746,7 @@ def main(config, agent_class=None):
     if checkpoint.exists():
       agent.load(checkpoint)
       print(f'Loaded checkpoint at step {agent.step}.')
+    write_record(config, record, agent.step, logger)
 
     # Prefill dataset with random episodes.
     step = count_steps(datadir, config)
@@ -636,7 +755,9 @@ def main(config, agent_class=None):
     random = np.random.RandomState(config.seed)
     random_agent = lambda o, d, _: ([actspace.sample(random) for _ in d], None)
     steps = -(-prefill // config.action_repeat)  # Rounded up.
-    tools.simulate(random_agent, train_envs, steps)
+    with tools.Progress('Prefill', prefill, 'env steps') as progress:
+      random_agent = counting(random_agent, progress, config.action_repeat)
+      tools.simulate(random_agent, train_envs, steps)
     agent.sync_step()
     logger.flush()
 
@@ -645,12 +766,18 @@ def main(config, agent_class=None):
     state = None
     while agent.step < config.steps and not tools.STOP.requested:
       print('Start evaluation.')
-      tools.simulate(
-          functools.partial(agent, training=False), test_envs, episodes=1)
+      total = config.time_limit * len(test_envs)
+      with tools.Progress('Evaluation', total, 'env steps') as progress:
+        policy = functools.partial(agent, training=False)
+        policy = counting(policy, progress, config.action_repeat)
+        tools.simulate(policy, test_envs, episodes=1)
       logger.flush()
       print('Start collection.')
       steps = config.eval_every // config.action_repeat
-      state = tools.simulate(agent, train_envs, steps, state=state)
+      total = steps * config.action_repeat
+      with tools.Progress('Collection', total, 'env steps') as progress:
+        collect = counting(agent, progress, config.action_repeat)
+        state = tools.simulate(collect, train_envs, steps, state=state)
       if not tools.STOP.requested:
         agent.save(checkpoint)
     if tools.STOP.requested:
@@ -667,6 +794,15 @@ def main(config, agent_class=None):
     for env in train_envs + test_envs:
       env.close()
     logger.flush()
+    os.close(lock)
+
+
+def counting(agent, progress, action_repeat):
+  """The agent, counting the env steps it takes in the progress."""
+  def call(obs, done, state):
+    progress.update(len(done) * action_repeat)
+    return agent(obs, done, state)
+  return call
 
 
 if __name__ == '__main__':

@@ -31,6 +31,9 @@ def define_config():
   # imagined ones, whose logit also holds the shift of (z, a).
   config.evaluator_negatives = 'model'
   config.weight_clip = 2.0  # c: reliability logits are clipped to [-c, c].
+  # Ablations: imagination from derived memory too, reliability weights.
+  config.derived_starts = True
+  config.reliability_weights = True
   return config
 
 
@@ -87,11 +90,15 @@ class IDM(dreamer.Dreamer):
     # Algorithm 1: imagine from each original memory z_t (source 0) and each
     # derived memory z'_t (source 1).
     original, source = super()._imagine_start(outs)
+    if not self._c.derived_starts:
+      return original, source
     derived, _ = super()._imagine_start(dict(outs, post=outs['derived']))
     start = {k: tf.concat([original[k], derived[k]], 0) for k in original}
     return start, tf.concat([source, source + 1], 0)
 
   def _imag_weights(self, imag, metrics):
+    if not self._c.reliability_weights:
+      return 1.0
     # Algorithm 1: the reliability w(z_tau) of the transition into each
     # imagined state, normalized over the steps that have lambda-returns.
     logit = self._evaluate(self._imagined_transitions(imag))[:-1]
@@ -103,7 +110,8 @@ class IDM(dreamer.Dreamer):
 
   def _actor_loss(self, outs, imag, returns, weights, metrics):
     trajectory = tf.reduce_mean(returns, 0)
-    for index, name in enumerate(('original', 'derived')):
+    names = ['original'] + ['derived'] * self._c.derived_starts
+    for index, name in enumerate(names):
       mask = tf.cast(tf.equal(imag['source'], index), trajectory.dtype)
       mean = tf.reduce_sum(trajectory * mask) / tf.reduce_sum(mask)
       metrics[f'return_{name}'] = mean
@@ -112,6 +120,8 @@ class IDM(dreamer.Dreamer):
     return super()._actor_loss(outs, imag, returns, weights, metrics)
 
   def _train_aux(self, data, outs, imag, metrics):
+    if not self._c.reliability_weights:
+      return
     # Index t of a sequence holds the action that led to observation t.
     feat, action = outs['feat'][:, :-1], data['action'][:, 1:]
     real = transition(feat, action, outs['feat'][:, 1:])

@@ -17,6 +17,8 @@ import argparse
 import collections
 import contextlib
 import datetime
+import errno
+import fcntl
 import glob
 import io
 import json
@@ -69,12 +71,19 @@ class Module(tf.Module):
           f'{filename} is not a readable checkpoint '
           f'(it holds a {type(values).__name__})')
     variables = self.named_variables()
-    missing = sorted(set(variables) - set(values))
+    # The loss scale of float16 runs: a run may continue in another
+    # precision, where it starts anew or is not needed.
+    optional = lambda names: {n for n in names if '/loss_scale/' in n}
+    values = {
+        k: v for k, v in values.items()
+        if k in variables or k not in optional(values)}
+    missing = sorted(set(variables) - set(values) - optional(variables))
     unknown = sorted(set(values) - set(variables))
     if missing or unknown:
       raise CheckpointError(
           f'{filename} does not fit this agent: missing {missing[:3]}, '
           f'unexpected {unknown[:3]} (written by another agent or version?)')
+    variables = {k: v for k, v in variables.items() if k in values}
     for name, var in variables.items():
       shape = np.shape(values[name])
       if tuple(shape) != tuple(var.shape):
@@ -109,6 +118,8 @@ class Module(tf.Module):
       prefix = '/'.join(str(p) for p in path)
       for index, var in enumerate(opt.optimizer_variables()):
         named[f'{prefix}/slots/{index}'] = var
+      for name, var in opt.loss_scale_variables().items():
+        named[f'{prefix}/loss_scale/{name}'] = var
     return dict(sorted(named.items()))
 
 
@@ -444,6 +455,14 @@ class Adam(tf.Module):
   def optimizer_variables(self):
     return list(self._opt.variables)
 
+  def loss_scale_variables(self):
+    """The dynamic loss scale's state under float16, which Keras keeps out
+    of the optimizer's variables."""
+    if not self._mixed:
+      return {}
+    state = self._opt._loss_scale
+    return dict(scale=state._current_loss_scale, good_steps=state._counter)
+
   def __call__(self, tape, loss):
     """One update; returns the gradient norm."""
     if self._variables is None:
@@ -706,21 +725,101 @@ class NonFiniteError(RunError):
   pass
 
 
+class DiskFullError(RunError):
+  pass
+
+
+class LockedError(RunError):
+  pass
+
+
 # Files.
 
 def write_atomic(filename, write):
-  """Writes through a temporary file: a kill never leaves a torn file."""
+  """Writes through a temporary file: a kill never leaves a torn file, and a
+  full disk leaves the previous file as it was."""
   filename = pathlib.Path(filename)
   temp = filename.with_name(f'.{filename.name}.{uuid.uuid4().hex[:8]}.tmp')
   try:
-    with temp.open('wb') as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temp, filename)
+    with disk_full_is_an_error(filename):
+      with temp.open('wb') as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(temp, filename)
   finally:
     if temp.exists():
       temp.unlink()
+
+
+def append_line(filename, line):
+  """Appends a line; a kill or a full disk can tear only this line."""
+  with disk_full_is_an_error(filename):
+    with pathlib.Path(filename).open('a') as f:
+      f.write(line + '\n')
+
+
+@contextlib.contextmanager
+def disk_full_is_an_error(filename):
+  try:
+    yield
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
+    raise DiskFullError(
+        f'no space left on the device to write {filename}; free space and '
+        'run the same command to continue') from e
+
+
+def lock(directory):
+  """Makes this process the only one to use a directory until it exits.
+
+  The lock is the kernel's (flock): it ends with the process, also when the
+  process is killed, so nothing is left to clean up. Raises LockedError,
+  naming the holder, if another process holds it.
+  """
+  path = pathlib.Path(directory) / '.lock'
+  handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.pread(handle, 32, 0).decode(errors='replace').strip()
+    os.close(handle)
+    raise LockedError(
+        f'{directory} is in use by process {holder or "?"}; wait for it to '
+        'end or stop it first') from None
+  os.ftruncate(handle, 0)
+  os.pwrite(handle, str(os.getpid()).encode(), 0)
+  return handle
+
+
+def locked(directory):
+  """The PID of the process that holds the directory's lock, or None."""
+  path = pathlib.Path(directory) / '.lock'
+  try:
+    handle = os.open(path, os.O_RDONLY)
+  except FileNotFoundError:
+    return None
+  try:
+    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return None
+  except BlockingIOError:
+    holder = os.pread(handle, 32, 0).decode(errors='replace').strip()
+    return int(holder) if holder.isdigit() else -1
+  finally:
+    os.close(handle)
+
+
+def checkpoint_step(filename):
+  """The step a checkpoint was written at, or None without a checkpoint."""
+  try:
+    with pathlib.Path(filename).open('rb') as f:
+      return int(pickle.load(f)['_step'])
+  except FileNotFoundError:
+    return None
+  except Exception as e:
+    raise CheckpointError(
+        f'{filename} is not a readable checkpoint ({e})') from e
 
 
 def remove_temporary(directory):
@@ -791,11 +890,15 @@ class Logger:
     """One line in metrics.jsonl; TensorBoard tags get `prefix/`."""
     scalars = {k: float(v) for k, v in scalars.items()}
     self._latest.update(scalars)
-    with (self._logdir / 'metrics.jsonl').open('a') as f:
-      f.write(json.dumps({'step': int(step), **scalars}) + '\n')
+    line = json.dumps({'step': int(step), **scalars})
+    append_line(self._logdir / 'metrics.jsonl', line)
     with self.writer.as_default():
       for name, value in scalars.items():
         tf.summary.scalar(f'{prefix}/{name}', value, step)
+
+  def text(self, step, name, text):
+    with self.writer.as_default():
+      tf.summary.text(name, text, step)
 
   def video(self, step, name, video):
     with self.writer.as_default():
@@ -827,13 +930,120 @@ class Logger:
       self._writer.flush()
 
 
-def format_duration(seconds):
+class Progress:
+  """Done / total, rate and time left of a phase. On a terminal the line is
+  redrawn in place below what is printed; otherwise a plain line is printed
+  every PROGRESS_SECONDS seconds (an environment variable; default 60, 0.2
+  on a terminal). Ends with a line of what was done and how long it took."""
+
+  _active = []
+
+  def __init__(self, name, total, unit):
+    self._name = name
+    self._total = total
+    self._unit = unit
+    self._done = 0
+    self._terminal = _Terminal.install()
+    self._every = float(os.environ.get(
+        'PROGRESS_SECONDS', 0.2 if self._terminal else 60))
+
+  def __enter__(self):
+    self._start = self._shown = time.time()
+    Progress._active.append(self)
+    self._show()
+    return self
+
+  def __exit__(self, *exc_info):
+    Progress._active.remove(self)
+    duration = time.time() - self._start
+    rate = f', {self._done / duration:.1f}/s' if duration >= 1 else ''
+    line = (f'{self._name}: {self._done} {self._unit} in '
+            f'{format_duration(duration, True)}{rate}.')
+    if self._terminal:
+      self._terminal.show('')
+    print(line, flush=True)
+    if self._terminal and Progress._active:
+      Progress._active[-1]._show()
+
+  def update(self, amount=1):
+    self._done += amount
+    if time.time() - self._shown >= self._every:
+      self._show()
+
+  def _show(self):
+    now = time.time()
+    self._shown = now
+    parts = [f'{self._name}: {self._done} / {self._total} {self._unit}']
+    rate = self._done / (now - self._start) if now > self._start else 0
+    if rate > 0 and self._done:
+      left = max(0, self._total - self._done) / rate
+      parts.append(f'{rate:.1f}/s, {format_duration(left, True)} left')
+    line = ', '.join(parts)
+    if self._terminal:
+      self._terminal.show(line)
+    elif self._done:
+      print(line, flush=True)
+
+
+class _Terminal:
+  """Standard output on a terminal that keeps a progress line below what
+  is printed."""
+
+  def __init__(self, stream):
+    self._stream = stream
+    self._line = ''
+    self._drawn = False
+    self._at_start = True
+
+  @classmethod
+  def install(cls):
+    if isinstance(sys.stdout, cls):
+      return sys.stdout
+    if not sys.stdout.isatty():
+      return None
+    sys.stdout = cls(sys.stdout)
+    return sys.stdout
+
+  def show(self, line):
+    self._line = line
+    self._clear()
+    self._draw()
+    self._stream.flush()
+
+  def write(self, text):
+    self._clear()
+    self._stream.write(text)
+    if text:
+      self._at_start = text.endswith('\n')
+    self._draw()
+    return len(text)
+
+  def flush(self):
+    self._stream.flush()
+
+  def __getattr__(self, name):
+    return getattr(self._stream, name)
+
+  def _clear(self):
+    if self._drawn:
+      self._stream.write('\r\x1b[K')
+      self._drawn = False
+
+  def _draw(self):
+    if self._line and self._at_start:
+      self._stream.write(self._line)
+      self._drawn = True
+
+
+def format_duration(seconds, seconds_shown=False):
   seconds = int(seconds)
   days, seconds = divmod(seconds, 86400)
   hours, seconds = divmod(seconds, 3600)
-  minutes = seconds // 60
+  minutes, seconds = divmod(seconds, 60)
   if days:
     return f'{days}d{hours:02d}h'
   if hours:
     return f'{hours}h{minutes:02d}m'
+  if seconds_shown:
+    return f'{minutes}m{seconds:02d}s' if minutes else f'{seconds}s'
   return f'{minutes}m'

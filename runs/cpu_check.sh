@@ -26,9 +26,10 @@
 #
 # It passes when each method's final test return is above the random policy's mean + 3 std
 # over EPISODES episodes at the same action repeat. The final test return is that of the last
-# checkpoint's policy over the same number of episodes (runs/evaluate.py): one evaluation
-# episode during training varied by up to 186 between neighbouring evaluations (BIRD at
-# 25k-33k steps: 169, 70, 256, 144), too noisy to judge a run by.
+# checkpoint's policy over the same number of episodes (runs/evaluate.py, stored apart from
+# the training curve in final.jsonl): one evaluation episode during training varied by up to
+# 186 between neighbouring evaluations (BIRD at 25k-33k steps: 169, 70, 256, 144), too noisy
+# to judge a run by.
 # Variables: see common.sh, and EPISODES (default 10), REPEAT (default 4), OUTPUT (default
 # runs/results/cpu_check).
 : "${TASKS:=walker_stand}" "${METHODS:=dreamer bird idm}" "${SEEDS:=0}" "${STEPS:=3.5e4}"
@@ -38,21 +39,21 @@ source "$(dirname "$0")/common.sh"
 : "${OUTPUT:=$ROOT/runs/results/cpu_check}"
 
 for task in $TASKS; do
-  random="$LOGROOT/cpu_check/$task/random"
+  random="$LOGROOT/cpu_check/$task/random/0"
   command="$PYTHON $ROOT/runs/random_baseline.py --task dmc_$task --episodes $EPISODES --action_repeat $REPEAT --logdir $random"
   if [ "$DRY_RUN" = 1 ]; then
     echo "$command"
-  elif [ ! -f "$random/$((EPISODES - 1))/metrics.jsonl" ]; then
+  elif [ ! -f "$random/final.jsonl" ]; then
     run_one "$random" "$command"
   fi
 done
 run_figure cpu_check
-# The final policy over as many episodes as the random baseline (runs/evaluate.py).
+# The final policy over as many episodes as the random baseline.
 for task in $TASKS; do
   for method in $METHODS; do
     for seed in $SEEDS; do
       logdir="$LOGROOT/cpu_check/$task/$method/$seed"
-      command="$PYTHON $ROOT/runs/evaluate.py $method --episodes $EPISODES --task dmc_$task --seed $seed --steps $STEPS --logdir $logdir${FLAGS:+ $FLAGS}"
+      command="$PYTHON $ROOT/runs/evaluate.py $logdir --episodes $EPISODES"
       if [ "$DRY_RUN" = 1 ]; then
         echo "$command"
       elif ! eval "$command" > "$logdir/evaluate.log" 2>&1; then
@@ -65,5 +66,5 @@ for task in $TASKS; do
   done
 done
 [ "$DRY_RUN" = 1 ] && exit 0
-"$PYTHON" "$ROOT/runs/plot.py" "$LOGROOT/cpu_check" --output "$OUTPUT" --above random --sigmas 3 \
-  --last "$EPISODES"
+"$PYTHON" "$ROOT/runs/plot.py" "$LOGROOT/cpu_check" --output "$OUTPUT" \
+  --above random --sigmas 3

@@ -1,82 +1,94 @@
-"""Final test return of a finished run: its checkpoint's policy over several episodes.
+"""The final test return of a run: its checkpoint's policy over N episodes.
 
-  python runs/evaluate.py bird --episodes 10 --task dmc_walker_stand \
-      --logdir runs/logdir/cpu_check/walker_stand/bird/0 [the run's other flags]
+  python runs/evaluate.py LOGDIR --episodes 10 [--precision 32] [--jit False]
 
-Pass the flags the run was trained with: the networks are built from them before the
-checkpoint is loaded (a mismatch fails with the first differing variable). Each episode is
-appended to the run's metrics.jsonl as `test/return` at the checkpoint's step, marked
-`final: 1`, so `plot.py --last N` averages these N episodes. A run evaluated at its step
-before is left alone. The episodes are seeded apart from the run's own environments.
+Builds the agent from the run's own record (LOGDIR/config.json: the agent
+class and every config key), so no training flag is repeated; only the
+hardware keys (precision, jit) may be given, by default this machine's. The
+episodes go to LOGDIR/final.jsonl, one line each ({step, return, length,
+episode}), apart from the training curve in metrics.jsonl; plot.py reports
+them beside it. A run evaluated at its checkpoint's step before is left
+alone. The environments are seeded apart from the run's own.
 
-One evaluation episode during training is a noisy estimate of a policy; the random baseline
-averages 10 episodes, so the final return is compared over as many.
+One evaluation episode during training is a noisy estimate of a policy; the
+random baseline averages 10 episodes, so the final return is compared over
+as many.
 """
 
 import argparse
 import functools
+import importlib
 import json
 import pathlib
-import pickle
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import tools  # noqa: E402  (sets TensorFlow's import flags first)
-import bird  # noqa: E402
 import dreamer  # noqa: E402
-import idm  # noqa: E402
 import wrappers  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-# method: (define_config, agent class, adjust, flags); as runs/common.sh's method_script.
-METHODS = {
-    'dreamer': (dreamer.define_config, dreamer.Dreamer, None, []),
-    'bird': (bird.define_config, bird.BIRD, bird.adjust_config, []),
-    'softbird': (bird.define_config, bird.SoftBIRD, bird.adjust_config, ['--soft', 'True']),
-    'idm': (idm.define_config, idm.IDM, None, []),
-    'idm_imagined': (idm.define_config, idm.IDM, None, ['--evaluator_negatives', 'imagined']),
-}
+HARDWARE = ('precision', 'jit')
 
 
-def checkpoint_step(checkpoint):
+def load_record(logdir, overrides):
+  """The run's agent class and config, with the hardware keys overridden."""
+  path = logdir / 'config.json'
   try:
-    with checkpoint.open('rb') as f:
-      return int(pickle.load(f)['_step'])
+    record = json.loads(path.read_text())
+    module, name = record['agent'].rsplit('.', 1)
+    agent_class = getattr(importlib.import_module(module), name)
+    values = record['config']
   except FileNotFoundError:
-    raise tools.CheckpointError(f'no checkpoint {checkpoint}: train the run first') from None
-  except Exception as e:  # A torn or foreign file; the agent's load names the problem too.
-    raise tools.CheckpointError(f'cannot read {checkpoint}: {e}') from None
+    raise tools.ConfigError(
+        f'{path} does not exist: {logdir} is no run of this version '
+        '(train it first)') from None
+  except (ValueError, KeyError, TypeError, ImportError, AttributeError) as e:
+    raise tools.ConfigError(f'{path} is not a readable record ({e})') from e
+  config = tools.AttrDict(values)
+  config.logdir = logdir
+  defaults = dreamer.define_config()
+  for key in HARDWARE:
+    config[key] = defaults[key] if overrides[key] is None else overrides[key]
+  return agent_class, config
 
 
-def evaluated(metrics, step):
-  """Whether metrics.jsonl holds a final evaluation at `step` or later."""
-  if not metrics.exists():
+def evaluated(path, step):
+  """Whether final.jsonl holds an evaluation at `step` or later."""
+  if not path.exists():
     return False
-  for line in metrics.read_text().splitlines():
+  for line in path.read_text().splitlines():
     try:
-      entry = json.loads(line)
-    except json.JSONDecodeError:
+      if json.loads(line)['step'] >= step:
+        return True
+    except (ValueError, KeyError, TypeError):
       continue
-    if entry.get('final') and entry['step'] >= step:
-      return True
   return False
 
 
-def evaluate(config, agent_class, logger, episodes):
-  """[(return, length)] of the checkpoint's policy, acting without noise or training."""
+def evaluate(config, agent_class, episodes):
+  """[(return, length)] of the checkpoint's policy, without noise."""
   dreamer.setup(config)
   _, task = config.task.split('_', 1)
   seed = wrappers.env_seed(config.seed, 'final')
   results = []
-  record = lambda ep: results.append((float(ep['reward'].sum()), len(ep['reward']) - 1))
-  env = wrappers.Collect(wrappers.Async(functools.partial(
-      wrappers.make_dmc, task, config.action_repeat, config.time_limit, seed), 'none'), [record])
+  record = lambda ep: results.append(
+      (float(ep['reward'].sum()), len(ep['reward']) - 1))
+  ctor = functools.partial(
+      wrappers.make_dmc, task, config.action_repeat, config.time_limit, seed)
+  env = wrappers.Collect(wrappers.Async(ctor, 'none'), [record])
   try:
-    agent = agent_class(config, config.logdir / 'episodes', env.action_space, logger)
+    logger = tools.Logger(config.logdir, config.steps)
+    agent = agent_class(
+        config, config.logdir / 'episodes', env.action_space, logger)
     agent.load(config.logdir / 'variables.pkl')
-    tools.simulate(functools.partial(agent, training=False), [env], episodes=episodes)
+    total = episodes * config.time_limit
+    with tools.Progress('Final evaluation', total, 'env steps') as progress:
+      policy = functools.partial(agent, training=False)
+      policy = dreamer.counting(policy, progress, config.action_repeat)
+      tools.simulate(policy, [env], episodes=episodes)
   finally:
     env.close()
   return results
@@ -84,29 +96,36 @@ def evaluate(config, agent_class, logger, episodes):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('method', choices=sorted(METHODS))
+  parser.add_argument('logdir', type=pathlib.Path)
   parser.add_argument('--episodes', type=int, default=10)
-  args, rest = parser.parse_known_args(argv)
+  parser.add_argument('--precision', type=int, choices=[16, 32])
+  parser.add_argument('--jit', type=tools.args_type(True))
+  args = parser.parse_args(argv)
   if args.episodes < 1:
     parser.error(f'--episodes must be positive, got {args.episodes}')
-  define_config, agent_class, adjust, extra = METHODS[args.method]
-  config = dreamer.parse_flags(define_config(), extra + rest, adjust=adjust)
-  config.logdir = pathlib.Path(config.logdir).expanduser()
+  logdir = args.logdir.expanduser()
+  final = logdir / 'final.jsonl'
   try:
-    step = checkpoint_step(config.logdir / 'variables.pkl')
-    if evaluated(config.logdir / 'metrics.jsonl', step):
-      print(f'{config.logdir} was evaluated at step {step} before; left alone.')
+    agent_class, config = load_record(logdir, vars(args))
+    tools.lock(logdir)  # Held until the exit.
+    step = tools.checkpoint_step(logdir / 'variables.pkl')
+    if step is None:
+      raise tools.CheckpointError(
+          f'no checkpoint {logdir / "variables.pkl"}: train the run first')
+    if evaluated(final, step):
+      print(f'{logdir} was evaluated at step {step} before; left alone.')
       return
-    logger = tools.Logger(config.logdir, config.steps)
-    results = evaluate(config, agent_class, logger, args.episodes)
+    results = evaluate(config, agent_class, args.episodes)
+    for episode, (ret, length) in enumerate(results):
+      line = dict(step=step, episode=episode, length=length, **{
+          'return': ret})
+      tools.append_line(final, json.dumps(line))
   except tools.RunError as e:
     sys.exit(f'evaluate.py: error: {e}')
-  for ret, length in results:
-    logger.write(step, {'test/return': ret, 'test/length': length, 'final': 1}, 'final')
-  logger.flush()
   returns = np.array([ret for ret, _ in results])
-  print(f'{args.method} at step {step}: test return {returns.mean():.1f} ± {returns.std():.1f} '
-        f'over {len(returns)} episodes ({", ".join(f"{r:.1f}" for r in returns)})')
+  print(f'{logdir} at step {step}: final return {returns.mean():.1f} ± '
+        f'{returns.std():.1f} over {len(returns)} episodes '
+        f'({", ".join(f"{r:.1f}" for r in returns)})')
 
 
 if __name__ == '__main__':

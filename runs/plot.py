@@ -2,17 +2,27 @@
 
   python runs/plot.py runs/logdir/bird_figure2 --output runs/results/bird_figure2
 
-Reads every `<task>/<method>/<seed>/metrics.jsonl` below the root, bins each run's values of
-`--metric` by env step, and draws the mean over seeds with a band of one standard deviation,
-one panel per task. Writes `<output>.png`; `<output>.md`, a table of final returns: per
-seed the mean of its last `--last` values, then mean and standard deviation over seeds; and
-`<output>.json`, the numbers drawn (each curve's points and each final return). The figure
-marks each final return as a dot with its standard deviation at the last step.
+Reads every `<task>/<method>/<seed>/` run below the root: the training curve
+from its metrics.jsonl (`--metric` by env step), and its final evaluation
+from final.jsonl (runs/evaluate.py; the random baseline's episodes too).
+Curves are binned by env step, and drawn as the mean over seeds with a band
+of one standard deviation, one panel per task; a method's final evaluation
+is drawn beside its curve, at the last step, as a diamond with the standard
+deviation over its runs; a method with a final evaluation but no curve (the
+random baseline) as a horizontal band over its episodes.
 
-A method whose values all share one step (e.g. a random policy's episodes) is drawn as a
-horizontal line with its band. `--baseline FILE` overlays curves in upstream's scores format
-(a JSON list of {task, method, seed, xs, ys}). With `--above METHOD`, the script exits 1
-unless every other method's final mean exceeds METHOD's mean + `--sigmas` standard deviations.
+Writes `<output>.png`; `<output>.md`, a table with per method the end of the
+training curve (per seed the mean of its last `--last` values) and the final
+evaluation, each as mean ± standard deviation over seeds; and `<output>.json`
+with the numbers drawn.
+
+`--baseline FILE` (repeatable) adds upstream's published results: a list of
+{task, method, seed, xs, ys} (scores/dreamer.json) as dashed curves cut to
+the runs' steps, or a dict of final scores per task and method
+(scores/baselines.json) as dotted lines. With `--above METHOD`, the script
+exits 1 unless every other method's final return (its final evaluation,
+else the end of its curve) exceeds METHOD's mean + `--sigmas` standard
+deviations over METHOD's final episodes.
 """
 
 import argparse
@@ -25,48 +35,107 @@ import warnings
 import numpy as np
 
 
+class Method:
+  """The runs of one method on one task: curves by seed, final episodes."""
+
+  def __init__(self):
+    self.curves = {}  # seed: (steps, values)
+    self.finals = {}  # seed: (step, returns)
+
+  def end(self, last):
+    """Per seed the mean of its last values: mean, std, seeds."""
+    if not self.curves:
+      return None
+    values = [
+        v[np.argsort(s, kind='stable')][-last:].mean()
+        for s, v in self.curves.values()]
+    return float(np.mean(values)), float(np.std(values)), len(values)
+
+  def final(self):
+    """Per seed the mean over its final episodes: mean, std, seeds."""
+    if not self.finals:
+      return None
+    values = [returns.mean() for _, returns in self.finals.values()]
+    return float(np.mean(values)), float(np.std(values)), len(values)
+
+  def episodes(self):
+    """Every final episode's return, pooled over seeds."""
+    return np.concatenate([returns for _, returns in self.finals.values()])
+
+  def last_step(self):
+    steps = [s.max() for s, _ in self.curves.values()]
+    steps += [step for step, _ in self.finals.values()]
+    return int(max(steps))
+
+
+def read_lines(path):
+  for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+      yield json.loads(line)
+    except json.JSONDecodeError:
+      print(f'Warning: {path}:{number}: not JSON; skipped', file=sys.stderr)
+
+
 def load_runs(root, metric):
-  """{(task, method): {seed: (steps, values)}} from the metrics.jsonl files below root."""
-  runs = collections.defaultdict(dict)
-  for path in sorted(pathlib.Path(root).rglob('metrics.jsonl')):
+  """{(task, method): Method} from the runs below root."""
+  runs = collections.defaultdict(Method)
+  root = pathlib.Path(root)
+  paths = sorted(set(
+      p.parent for name in ('metrics.jsonl', 'final.jsonl')
+      for p in root.rglob(name)))
+  for path in paths:
     parts = path.relative_to(root).parts
-    if len(parts) < 4:
-      warnings.warn(f'{path}: expected <task>/<method>/<seed>/metrics.jsonl; skipped')
+    if len(parts) < 3:
+      print(f'Warning: {path}: not <task>/<method>/<seed>; skipped',
+            file=sys.stderr)
       continue
-    task, method, seed = parts[-4:-1]
-    steps, values = [], []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-      try:
-        entry = json.loads(line)
-      except json.JSONDecodeError:
-        warnings.warn(f'{path}:{number}: not JSON; skipped')
+    task, method, seed = parts[-3:]
+    entries = []
+    if (path / 'metrics.jsonl').exists():
+      entries = [
+          e for e in read_lines(path / 'metrics.jsonl')
+          if metric in e and not e.get('final')]
+    if entries:
+      steps = np.array([e['step'] for e in entries])
+      values = np.array([e[metric] for e in entries], float)
+      runs[normalize(task), method].curves[seed] = steps, values
+    if (path / 'final.jsonl').exists():
+      finals = list(read_lines(path / 'final.jsonl'))
+      step = max(e['step'] for e in finals)
+      returns = np.array([e['return'] for e in finals if e['step'] == step])
+      runs[normalize(task), method].finals[seed] = step, returns
+  return runs
+
+
+def load_baselines(filenames, tasks, end):
+  """Upstream's curves cut to `end` steps, and its final scores."""
+  curves, scores = collections.defaultdict(Method), {}
+  for filename in filenames:
+    content = json.loads(pathlib.Path(filename).read_text())
+    if isinstance(content, dict):  # scores/baselines.json
+      for task, methods in content.items():
+        if normalize(task) in tasks:
+          for method, value in methods.items():
+            scores[normalize(task), method] = float(value)
+      continue
+    for entry in content:  # scores/<method>.json
+      task = normalize(entry['task'])
+      if task not in tasks:
         continue
-      if metric in entry:
-        steps.append(entry['step'])
-        values.append(entry[metric])
-    if steps:
-      runs[normalize(task), method][seed] = (np.array(steps), np.array(values, float))
-  return runs
-
-
-def load_baseline(filename):
-  runs = collections.defaultdict(dict)
-  for entry in json.loads(pathlib.Path(filename).read_text()):
-    key = normalize(entry['task']), f"{entry['method']} (baseline)"
-    runs[key][str(entry['seed'])] = (np.array(entry['xs']), np.array(entry['ys'], float))
-  return runs
+      xs, ys = np.array(entry['xs']), np.array(entry['ys'], float)
+      keep = xs <= end[task]
+      if keep.any():
+        key = task, f"{entry['method']} (upstream)"
+        curves[key].curves[str(entry['seed'])] = xs[keep], ys[keep]
+  return curves, scores
 
 
 def normalize(task):
   return task[len('dmc_'):] if task.startswith('dmc_') else task
 
 
-def constant(seeds):
-  return len({float(s) for steps, _ in seeds.values() for s in steps}) == 1
-
-
 def binned(seeds, edges):
-  """Mean over seeds (and std) of each seed's mean value within each bin of steps."""
+  """Mean over seeds (and std) of each seed's mean within each bin."""
   table = np.full((len(seeds), len(edges) - 1), np.nan)
   for row, (steps, values) in enumerate(seeds.values()):
     index = np.clip(np.digitize(steps, edges) - 1, 0, len(edges) - 2)
@@ -78,89 +147,110 @@ def binned(seeds, edges):
 
 
 def curve(seeds, edges):
-  """Bin centers, mean and std of the bins that hold values: a line without gaps."""
+  """Bin centers, mean and std of the bins that hold values: no gaps."""
   mean, std = binned(seeds, edges)
   centers = (edges[:-1] + edges[1:]) / 2
   valid = np.isfinite(mean)
   return centers[valid], mean[valid], std[valid]
 
 
-def final(seeds, last):
-  """Per seed the mean of its last values; for a constant method, every value."""
-  if constant(seeds):
-    values = np.concatenate([v for _, v in seeds.values()])
-  else:
-    values = np.array([v[np.argsort(s, kind='stable')][-last:].mean() for s, v in seeds.values()])
-  return values.mean(), values.std(), len(values)
+def task_ends(runs):
+  """The last step of each task's runs."""
+  ends = collections.defaultdict(int)
+  for (task, _), method in runs.items():
+    ends[task] = max(ends[task], method.last_step())
+  return ends
 
 
-def table(runs, last):
-  lines = [
-      '| task | method | final return (mean ± std) | n | last step |',
-      '| --- | --- | --- | --- | --- |']
-  for (task, method), seeds in sorted(runs.items()):
-    mean, std, count = final(seeds, last)
-    step = max(int(s.max()) for s, _ in seeds.values())
-    unit = 'episodes' if constant(seeds) else 'seeds'
-    lines.append(f'| {task} | {method} | {mean:.1f} ± {std:.1f} | {count} {unit} | {step} |')
-  return '\n'.join(lines) + '\n'
-
-
-def edges_of(runs, task, bins):
-  """Bin edges from 0 to the last step of the task's runs that are curves."""
-  end = max(s.max() for (t, _), seeds in runs.items()
-            if t == task and not constant(seeds) for s, _ in seeds.values())
-  return np.linspace(0, end, bins + 1)
-
-
-def numbers(runs, bins, last):
+def numbers(runs, baselines, bins, last):
   """What the figure and the table show, as plain numbers."""
+  ends = task_ends(runs)
   result = collections.defaultdict(dict)
-  for (task, method), seeds in sorted(runs.items()):
-    mean, std, count = final(seeds, last)
-    entry = dict(
-        final=dict(mean=mean, std=std, n=count),
-        last_step=int(max(s.max() for s, _ in seeds.values())))
-    if not constant(seeds):
-      x, mean, std = curve(seeds, edges_of(runs, task, bins))
+  for (task, name), method in sorted(runs.items()):
+    entry = dict(end=method.end(last), final=method.final())
+    if method.curves:
+      edges = np.linspace(0, ends[task], bins + 1)
+      x, mean, std = curve(method.curves, edges)
       entry.update(x=x.tolist(), mean=mean.tolist(), std=std.tolist())
-    result[task][method] = entry
+    if method.finals:
+      episodes = method.episodes()
+      entry['episodes'] = dict(
+          mean=float(episodes.mean()), std=float(episodes.std()),
+          n=len(episodes))
+    entry['last_step'] = method.last_step()
+    result[task][name] = entry
+  for (task, name), value in sorted(baselines.items()):
+    result[task][name] = dict(score=value)
   return dict(result)
 
 
-def plot(runs, bins, last, metric, filename):
+def table(result):
+  cell = lambda x: f'{x[0]:.1f} ± {x[1]:.1f} ({x[2]})' if x else ''
+  lines = [
+      '| task | method | end of training curve | final evaluation | '
+      'episodes | last step |', '| --- | --- | --- | --- | --- | --- |']
+  for task, methods in sorted(result.items()):
+    for name, entry in sorted(methods.items()):
+      if 'score' in entry:
+        lines.append(f'| {task} | {name} | {entry["score"]:.1f} | | | |')
+        continue
+      episodes = entry.get('episodes')
+      episodes = (
+          f'{episodes["mean"]:.1f} ± {episodes["std"]:.1f} ({episodes["n"]})'
+          if episodes else '')
+      lines.append(
+          f'| {task} | {name} | {cell(entry["end"])} | '
+          f'{cell(entry["final"])} | {episodes} | {entry["last_step"]} |')
+  lines.append('')
+  lines.append(
+      'Cells: mean ± standard deviation over seeds (number of seeds); '
+      'episodes: over every final episode.')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(runs, baselines, bins, metric, filename):
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   tasks = sorted({task for task, _ in runs})
-  methods = sorted({method for _, method in runs})
-  colors = dict(zip(methods, plt.rcParams['axes.prop_cycle'].by_key()['color'] * 4))
+  names = sorted({name for _, name in runs} | {n for _, n in baselines})
+  cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  colors = dict(zip(names, cycle * (len(names) // len(cycle) + 1)))
   columns = min(4, len(tasks))
   rows = -(-len(tasks) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.5 * rows), squeeze=False)
+  fig, axes = plt.subplots(
+      rows, columns, figsize=(4.5 * columns, 3.5 * rows), squeeze=False)
+  ends = task_ends({k: v for k, v in runs.items() if 'upstream' not in k[1]})
   for ax, task in zip(axes.flat, tasks):
-    keys = [(t, m) for t, m in sorted(runs) if t == task]
-    edges = edges_of(runs, task, bins)
-    for key in keys:
-      seeds, method = runs[key], key[1]
-      style = dict(color=colors[method], linestyle='--' if 'baseline' in method else '-')
-      if constant(seeds):
-        mean, std, count = final(seeds, 1)
-        ax.axhline(mean, label=f'{method} (n={count})', **style)
-        ax.axhspan(mean - std, mean + std, color=colors[method], alpha=0.15)
+    for (other, name), method in sorted(runs.items()):
+      if other != task:
         continue
-      x, mean, std = curve(seeds, edges)
-      ax.plot(x, mean, label=f'{method} (n={len(seeds)})', **style)
-      ax.fill_between(x, mean - std, mean + std, color=colors[method], alpha=0.2)
-      # The table's final return, so the figure shows what the check compares.
-      mean, std, _ = final(seeds, last)
-      step = max(s.max() for s, _ in seeds.values())
-      ax.errorbar(step, mean, std, color=colors[method], marker='o', capsize=3)
+      color = colors[name]
+      style = '--' if 'upstream' in name else '-'
+      if method.curves:
+        edges = np.linspace(0, ends[task], bins + 1)
+        x, mean, std = curve(method.curves, edges)
+        label = f'{name} (n={len(method.curves)})'
+        ax.plot(x, mean, style, color=color, label=label)
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+      if method.finals and method.curves:
+        mean, std, _ = method.final()
+        ax.errorbar(
+            method.last_step(), mean, std, color=color, marker='D',
+            capsize=3)
+      elif method.finals:
+        episodes = method.episodes()
+        mean, std = episodes.mean(), episodes.std()
+        ax.axhline(mean, color=color, label=f'{name} ({len(episodes)} ep.)')
+        ax.axhspan(mean - std, mean + std, color=color, alpha=0.15)
+    for (other, name), value in sorted(baselines.items()):
+      if other == task:
+        ax.axhline(value, color=colors[name], linestyle=':', label=name)
     ax.set_title(task)
     ax.set_xlabel('environment steps')
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
   for ax in axes.flat[len(tasks):]:
     ax.axis('off')
   fig.tight_layout()
@@ -169,56 +259,67 @@ def plot(runs, bins, last, metric, filename):
 
 
 def check(runs, above, sigmas, last):
-  """Lines of a verdict, and whether every method is above the `above` method."""
+  """Lines of a verdict, and whether every method is above `above`."""
   lines, passed = [], True
   for task in sorted({task for task, _ in runs}):
-    if (task, above) not in runs:
-      lines.append(f'FAIL {task}: no runs of {above}')
+    reference = runs.get((task, above))
+    if reference is None or not reference.finals:
+      lines.append(f'FAIL {task}: no final episodes of {above}')
       passed = False
       continue
-    mean, std, count = final(runs[task, above], last)
+    episodes = reference.episodes()
+    mean, std = episodes.mean(), episodes.std()
     threshold = mean + sigmas * std
-    for (other, method), seeds in sorted(runs.items()):
-      if other != task or method == above:
+    for (other, name), method in sorted(runs.items()):
+      if other != task or name == above:
         continue
-      value = final(seeds, last)[0]
+      value = (method.final() or method.end(last))[0]
       ok = value > threshold
       passed &= ok
       lines.append(
-          f'{"PASS" if ok else "FAIL"} {task} {method}: {value:.1f} '
-          f'{">" if ok else "<="} {above} {mean:.1f} + {sigmas:g} x {std:.1f} = {threshold:.1f}')
+          f'{"PASS" if ok else "FAIL"} {task} {name}: {value:.1f} '
+          f'{">" if ok else "<="} {above} {mean:.1f} + {sigmas:g} x '
+          f'{std:.1f} = {threshold:.1f}')
   return lines, passed
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('root', type=pathlib.Path)
-  parser.add_argument('--output', type=pathlib.Path, required=True, help='path without suffix')
+  parser.add_argument(
+      '--output', type=pathlib.Path, required=True, help='without suffix')
   parser.add_argument('--metric', default='test/return')
   parser.add_argument('--bins', type=int, default=20)
-  parser.add_argument('--last', type=int, default=3, help='final values averaged per seed')
-  parser.add_argument('--baseline', type=pathlib.Path, help="upstream's scores format")
-  parser.add_argument('--above', help='method every other method must beat')
+  parser.add_argument(
+      '--last', type=int, default=3,
+      help="training curve values per seed for the curve's end")
+  parser.add_argument(
+      '--baseline', type=pathlib.Path, action='append', default=[],
+      help="upstream's scores/<method>.json or scores/baselines.json")
+  parser.add_argument('--above', help='method every other must beat')
   parser.add_argument('--sigmas', type=float, default=3.0)
   args = parser.parse_args(argv)
   runs = load_runs(args.root, args.metric)
   if not runs:
-    sys.exit(f'plot.py: error: no metrics.jsonl with {args.metric} under {args.root}')
-  if args.baseline:
-    tasks = {task for task, _ in runs}
-    runs.update({k: v for k, v in load_baseline(args.baseline).items() if k[0] in tasks})
+    sys.exit(f'plot.py: error: no runs with {args.metric} or final.jsonl '
+             f'under {args.root}')
+  tasks = {task for task, _ in runs}
+  curves, scores = load_baselines(args.baseline, tasks, task_ends(runs))
+  runs.update(curves)
   args.output.parent.mkdir(parents=True, exist_ok=True)
-  plot(runs, args.bins, args.last, args.metric, args.output.with_suffix('.png'))
-  text = table(runs, args.last)
+  plot(runs, scores, args.bins, args.metric, args.output.with_suffix('.png'))
+  result = numbers(runs, scores, args.bins, args.last)
+  text = table(result)
+  passed = True
   if args.above:
     lines, passed = check(runs, args.above, args.sigmas, args.last)
     text += '\n' + '\n'.join(f'- {line}' for line in lines) + '\n'
   args.output.with_suffix('.md').write_text(text)
   args.output.with_suffix('.json').write_text(
-      json.dumps(numbers(runs, args.bins, args.last), indent=1) + '\n')
+      json.dumps(result, indent=1) + '\n')
   print(text, end='')
   print(f'Wrote {args.output}.png, .md and .json')
-  if args.above and not passed:
+  if not passed:
     sys.exit(1)
 
 

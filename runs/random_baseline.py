@@ -1,11 +1,12 @@
-"""Returns of the uniform random policy, as a baseline for runs/plot.py.
+"""The returns of uniform random actions: a baseline run for plot.py.
 
-  python runs/random_baseline.py --task dmc_walker_stand --episodes 10 --action_repeat 4 \
-      --logdir runs/logdir/cpu_check/walker_stand/random
+  python runs/random_baseline.py --task dmc_walker_stand --episodes 10 \
+      --action_repeat 4 --logdir runs/logdir/cpu_check/walker_stand/random/0
 
-Runs the environment stack of training (action repeat, time limit, seeds of the evaluation
-environments) and writes each episode's return as `<logdir>/<episode>/metrics.jsonl` with
-`test/return` at step 0: plot.py draws it as a horizontal band, n = episodes.
+Runs the environments of training (action repeat, time limit) seeded as a
+run's final evaluation, and stores the run like runs/evaluate.py stores one:
+each episode as a line of LOGDIR/final.jsonl at step 0, and the settings in
+LOGDIR/config.json. plot.py draws it as a horizontal band over the episodes.
 """
 
 import argparse
@@ -28,24 +29,35 @@ def main():
   parser.add_argument('--time_limit', type=int, default=1000)
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
+  final = args.logdir / 'final.jsonl'
+  if final.exists():
+    print(f'{args.logdir} holds a random baseline already; left alone.')
+    return
+  args.logdir.mkdir(parents=True, exist_ok=True)
   random = np.random.RandomState(args.seed)
-  returns = []
+  seed = wrappers.env_seed(args.seed, 'final')
+  env = wrappers.make_dmc(
+      args.task[len('dmc_'):], args.action_repeat, args.time_limit, seed)
+  lines = []
   for index in range(args.episodes):
-    seed = wrappers.env_seed(args.seed, 'test', index)  # As dreamer.make_env's.
-    env = wrappers.make_dmc(args.task[len('dmc_'):], args.action_repeat, args.time_limit, seed)
     env.reset()
-    done, total = False, 0.0
+    done, total, length = False, 0.0, 0
     while not done:
       _, reward, done, _ = env.step(env.action_space.sample(random))
-      total += reward
-    env.close()
-    returns.append(float(total))
-    run = args.logdir / str(index)
-    run.mkdir(parents=True, exist_ok=True)
-    (run / 'metrics.jsonl').write_text(json.dumps({'step': 0, 'test/return': returns[-1]}) + '\n')
+      total += float(reward)
+      length += 1
+    lines.append(json.dumps(
+        {'step': 0, 'episode': index, 'length': length, 'return': total}))
     print(f'Episode {index}: return {total:.1f}', flush=True)
-  print(f'Random policy on {args.task}: {np.mean(returns):.1f} ± {np.std(returns):.1f} '
-        f'over {len(returns)} episodes')
+  env.close()
+  settings = {k: str(v) if isinstance(v, pathlib.Path) else v
+              for k, v in vars(args).items()}
+  record = dict(agent='random', config=settings, seed=args.seed)
+  (args.logdir / 'config.json').write_text(json.dumps(record, indent=1) + '\n')
+  final.write_text('\n'.join(lines) + '\n')
+  returns = [json.loads(line)['return'] for line in lines]
+  print(f'Random policy on {args.task}: {np.mean(returns):.1f} ± '
+        f'{np.std(returns):.1f} over {len(returns)} episodes')
 
 
 if __name__ == '__main__':

@@ -3,11 +3,13 @@
   FAULT=variables.pkl:2 python tests/child_fault.py --logdir ... [flags]
 
 FAULT `name:N`: the Nth atomic write of a file whose name contains `name` is
-torn halfway and the process SIGKILLs itself. FAULT `nan`: once a checkpoint
-exists, every training batch has NaN rewards; the good checkpoint's bytes are
-kept as good.pkl beside it.
+torn halfway and the process SIGKILLs itself. FAULT `enospc:name:N`: the Nth
+write of such a file (atomic, or a line appended) fails halfway as on a full
+disk. FAULT `nan`: once a checkpoint exists, every training batch has NaN
+rewards; the good checkpoint's bytes are kept as good.pkl beside it.
 """
 
+import errno
 import io
 import os
 import pathlib
@@ -39,6 +41,36 @@ def torn_write(write_atomic, name, nth):
   return write
 
 
+def full_disk(write_atomic, append_line, name, nth):
+  count = [0]
+  def fails(filename):
+    if name in str(filename):
+      count[0] += 1
+      return count[0] == nth
+    return False
+  def full():
+    return OSError(errno.ENOSPC, 'No space left on device')
+  def write(filename, content):
+    if not fails(filename):
+      return write_atomic(filename, content)
+    def half(f):
+      buffer = io.BytesIO()
+      content(buffer)
+      f.write(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+      raise full()
+    return write_atomic(filename, half)
+  def append(filename, line):
+    if not fails(filename):
+      return append_line(filename, line)
+    def torn(filename, text):
+      with tools.disk_full_is_an_error(filename):
+        with open(filename, 'a') as f:
+          f.write(text[:len(text) // 2])
+        raise full()
+    return torn(filename, line)
+  return write, append
+
+
 def nan_rewards(sample):
   def nan_sample(self, batch_size):
     batch = sample(self, batch_size)
@@ -55,6 +87,10 @@ def nan_rewards(sample):
 def main():
   if FAULT == 'nan':
     tools.Replay.sample = nan_rewards(tools.Replay.sample)
+  elif FAULT.startswith('enospc:'):
+    _, name, nth = FAULT.split(':')
+    tools.write_atomic, tools.append_line = full_disk(
+        tools.write_atomic, tools.append_line, name, int(nth))
   elif FAULT:
     name, nth = FAULT.split(':')
     tools.write_atomic = torn_write(tools.write_atomic, name, int(nth))

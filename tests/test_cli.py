@@ -1,5 +1,6 @@
 """The command line: flags, and runs of dreamer.py as a user starts them."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -75,6 +76,20 @@ def test_train_evaluate_checkpoint_and_resume(tmp_path):
       'agent/openl', 'sim/test/video', 'agent/model_loss', 'sim/train/return'}
   assert tags <= event_tags(logdir)
   assert '/ fps ' in process.stdout and '/ eta ' in process.stdout
+  # Every long phase ends with a line of what it did.
+  for line in ('Prefill: 80 env steps in ', 'Pretraining: 2 train steps in ',
+               'Training: 2 train steps in ', 'Evaluation: 40 env steps in ',
+               'Collection: 80 env steps in '):
+    assert line in process.stdout, line
+  # The logdir records the run: every key, the agent, versions, the code.
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['agent'] == 'dreamer.Dreamer' and record['seed'] == 0
+  assert record['config'] == dict(
+      dreamer.define_config(), **TINY, logdir=str(logdir))
+  for package in ('tensorflow', 'tensorflow-probability', 'dm_control',
+                  'mujoco', 'dreamer-bird-idm'):
+    assert record['versions'][package], package
+  assert 'config' in event_tags(logdir)
   last = max(m['step'] for m in metrics)
   # The same command with more steps continues where the run stopped.
   process = run_script(
@@ -82,9 +97,13 @@ def test_train_evaluate_checkpoint_and_resume(tmp_path):
   assert process.returncode == 0, process.stderr[-3000:]
   assert 'Prefill dataset with 0 steps.' in process.stdout
   assert 'Loaded checkpoint at step' in process.stdout
+  assert 'Resumed with --steps 240 (was 160).' in process.stdout
   resumed = read_metrics(logdir)[len(metrics):]
   assert resumed and min(m['step'] for m in resumed) >= last
   assert max(m['step'] for m in resumed) >= 240
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['config']['steps'] == 240
+  assert record['resumes'][-1]['changed'] == {'steps': [160, 240]}
 
 
 @pytest.mark.slow

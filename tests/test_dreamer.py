@@ -238,3 +238,30 @@ def test_train_step_is_one_graph(agent):
     metrics = agent.train(random_batch(agent._c, seed=seed))
   assert agent._train_fn.experimental_get_tracing_count() == 1
   assert all(np.isfinite(v.numpy()) for v in metrics.values())
+
+
+def test_checkpoints_move_between_float16_and_float32(tmp_path):
+  try:
+    half = make_agent(tiny_config(tmp_path / 'a', precision=16))
+    for seed in range(3):
+      train_eagerly(half, random_batch(half._c, seed=seed))
+    scale = half._model_opt.loss_scale_variables()['scale'].numpy()
+    assert scale < 2 ** 15  # Lowered by float16 overflows: worth keeping.
+    half.save(tmp_path / '16.pkl')
+    full = make_agent(tiny_config(tmp_path / 'b', precision=32))
+    full.load(tmp_path / '16.pkl')
+    for name, value in snapshot(half).items():
+      if '/loss_scale/' not in name:
+        np.testing.assert_array_equal(
+            full.named_variables()[name].numpy(), value, err_msg=name)
+    train_eagerly(full, random_batch(full._c))
+    full.save(tmp_path / '32.pkl')
+    again = make_agent(tiny_config(tmp_path / 'c', precision=16))
+    again.load(tmp_path / '32.pkl')  # The loss scale starts anew.
+    assert again._model_opt.loss_scale_variables()['scale'] == 2 ** 15
+    assert again.step == full.step
+    again.load(tmp_path / '16.pkl')  # Float16 to float16 keeps it.
+    assert again._model_opt.loss_scale_variables()['scale'] == scale
+    train_eagerly(again, random_batch(again._c))
+  finally:
+    prec.set_global_policy('float32')

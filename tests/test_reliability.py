@@ -198,15 +198,37 @@ def test_unwritable_logdir_fails_clearly(tmp_path):
 
 
 @pytest.mark.slow
-def test_bad_checkpoints_fail_clearly_and_change_nothing(tmp_path):
+def test_bad_records_and_checkpoints_fail_clearly_and_change_nothing(
+    tmp_path):
   logdir = tmp_path / 'logdir'
   process = run_script(
       'dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=120)))
   assert process.returncode == 0, process.stderr[-3000:]
-  def snapshot():
-    return {p: p.read_bytes() for p in logdir.rglob('*') if p.is_file()}
-  # Another config's checkpoint: the first variable whose shape differs is
-  # named.
+  def snapshot():  # Every file but the lock, which names its last holder.
+    return {
+        p: p.read_bytes() for p in logdir.rglob('*')
+        if p.is_file() and p.name != '.lock'}
+  # The command differs from the record in what is trained: both values.
+  before = snapshot()
+  process = run_script(
+      'dreamer.py', f'--logdir={logdir}',
+      *flags(**dict(TINY, steps=200, deter_size=10, model_lr=1e-3)))
+  assert process.returncode == 1
+  assert last_line(process).startswith(
+      f'dreamer.py: error: {logdir} holds a run with other settings: '
+      '--deter_size 8 there, 10 here; --model_lr 0.0006 there, 0.001 here')
+  assert snapshot() == before
+  # Another agent.
+  process = run_script(
+      'bird.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=200)))
+  assert process.returncode == 1
+  assert last_line(process) == (
+      f'bird.py: error: {logdir} holds a run of dreamer.Dreamer, not of '
+      'bird.BIRD')
+  assert snapshot() == before
+  # Without the record, another config's checkpoint: the first variable
+  # whose shape differs is named.
+  (logdir / 'config.json').unlink()
   before = snapshot()
   process = run_script(
       'dreamer.py', f'--logdir={logdir}',
@@ -225,6 +247,58 @@ def test_bad_checkpoints_fail_clearly_and_change_nothing(tmp_path):
   assert process.returncode == 1
   assert 'variables.pkl is not a readable checkpoint' in last_line(process)
   assert snapshot() == before
+
+
+@pytest.mark.slow
+def test_one_process_per_logdir_and_none_after_a_kill(tmp_path):
+  logdir = tmp_path / 'logdir'
+  first = start(logdir, steps=10 ** 6)
+  try:
+    deadline = time.time() + 120
+    while tools.locked(logdir) is None and time.time() < deadline:
+      time.sleep(0.2)
+    assert tools.locked(logdir) == first.pid
+    second = start(logdir, steps=10 ** 6)
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 1
+    assert stderr.strip().splitlines()[-1] == (
+        f'child_fault.py: error: {logdir} is in use by process {first.pid}; '
+        'wait for it to end or stop it first')
+  finally:
+    first.kill()
+    first.wait()
+  # The kernel released the lock with the process: resuming needs nothing.
+  assert tools.locked(logdir) is None
+  process = start(logdir, steps=200)
+  _, stderr = process.communicate(timeout=600)
+  assert process.returncode == 0, stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['variables.pkl', '.npz', 'metrics.jsonl'])
+def test_full_disk_stops_the_run_and_keeps_what_was_written(tmp_path, name):
+  logdir = tmp_path / 'logdir'
+  nth = 2 if name == 'variables.pkl' else 4
+  process = start(logdir, f'enospc:{name}:{nth}', steps=400)
+  stdout, stderr = process.communicate(timeout=600)
+  assert process.returncode == 1, stderr[-3000:]
+  line = stderr.strip().splitlines()[-1]
+  assert line.startswith(
+      'child_fault.py: error: no space left on the device to write ')
+  assert name in line and line.endswith(
+      'free space and run the same command to continue')
+  # The last checkpoint and every episode are whole; nothing temporary.
+  episodes = check_logdir(logdir)
+  assert episodes
+  assert not list(logdir.rglob('.*.tmp'))
+  if name == 'variables.pkl':
+    assert checkpoint_step(logdir) > 0  # The first checkpoint.
+  # With space again, the same command continues.
+  process = start(logdir, steps=400)
+  stdout, stderr = process.communicate(timeout=600)
+  assert process.returncode == 0, stderr[-3000:]
+  assert episodes <= check_logdir(logdir)
+  read_metrics(logdir)  # A torn line was dropped.
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import pickle
 import subprocess
 import sys
@@ -12,13 +13,18 @@ import pytest
 from helpers import ROOT, TINY, flags, last_line, read_metrics, run_script
 
 
-def write_run(root, task, method, seed, points, metric='test/return'):
+def write_run(root, task, method, seed, points, finals=None, step=None):
   run = root / task / method / str(seed)
   run.mkdir(parents=True)
-  lines = [json.dumps({'step': step, metric: value}) for step, value in points]
+  lines = [json.dumps({'step': s, 'test/return': v}) for s, v in points]
   # Other metrics are ignored.
   lines.insert(1, json.dumps({'step': 5, 'model_loss': 1.0}))
   (run / 'metrics.jsonl').write_text('\n'.join(lines) + '\n')
+  if finals is not None:
+    step = points[-1][0] if step is None else step
+    (run / 'final.jsonl').write_text(''.join(
+        json.dumps({'step': step, 'episode': i, 'return': r}) + '\n'
+        for i, r in enumerate(finals)))
 
 
 def plot(root, output, *args):
@@ -32,38 +38,55 @@ def plot(root, output, *args):
   return process, table, numbers
 
 
-def test_plot_tables_known_values_and_writes_png(tmp_path):
+def test_plot_tables_curves_and_final_evaluations(tmp_path):
   root = tmp_path / 'logdir'
-  # Seeds end at 10 and 20 (last three values 10, 10, 10 and 20, 20, 20).
+  # Curves end at 10 and 20 (last three values); final evaluations 12, 22.
   write_run(root, 'dmc_walker_run', 'dreamer', 0,
-            [(0, 0), (100, 10), (200, 10), (300, 10)])
+            [(0, 0), (100, 10), (200, 10), (300, 10)], finals=[11, 13])
   write_run(root, 'dmc_walker_run', 'dreamer', 1,
-            [(0, 0), (100, 20), (200, 20), (300, 20)])
+            [(0, 0), (100, 20), (200, 20), (300, 20)], finals=[20, 24])
   write_run(root, 'dmc_walker_run', 'bird', 0, [(0, 1), (150, 2), (300, 30)])
-  for episode, value in enumerate([1, 3]):  # Episodes at one step.
-    write_run(root, 'dmc_walker_run', 'random', episode, [(0, value)])
+  write_run(root, 'dmc_walker_run', 'random', 0, [], finals=[1, 3], step=0)
   write_run(root, 'hopper_hop', 'dreamer', 0, [(0, 5), (50, 6)])
-  baseline = tmp_path / 'scores.json'
-  baseline.write_text(json.dumps([
-      {'task': 'dmc_walker_run', 'method': 'upstream', 'seed': 0,
-       'xs': [0, 300], 'ys': [4, 8]},
-      {'task': 'dmc_cheetah_run', 'method': 'upstream', 'seed': 0,
-       'xs': [0], 'ys': [1]}]))
   output = tmp_path / 'out' / 'figure'
-  process, table, numbers = plot(
-      root, output, '--baseline', str(baseline), '--bins', '3')
+  process, table, numbers = plot(root, output, '--bins', '3')
   assert process.returncode == 0, process.stderr[-2000:]
-  assert '| walker_run | dreamer | 15.0 ± 5.0 | 2 seeds | 300 |' in table
-  assert '| walker_run | bird | 11.0 ± 0.0 | 1 seeds | 300 |' in table
-  assert '| walker_run | random | 2.0 ± 1.0 | 2 episodes | 0 |' in table
-  assert '| hopper_hop | dreamer | 5.5 ± 0.0 | 1 seeds | 50 |' in table
-  assert '| walker_run | upstream (baseline) | 6.0 ± 0.0 | 1 seeds | 300 |' in (
+  assert ('| walker_run | dreamer | 15.0 ± 5.0 (2) | 17.0 ± 5.0 (2) | '
+          '17.0 ± 5.2 (4) | 300 |') in table
+  assert '| walker_run | bird | 11.0 ± 0.0 (1) |  |  | 300 |' in table
+  assert '| walker_run | random |  | 2.0 ± 0.0 (1) | 2.0 ± 1.0 (2) | 0 |' in (
       table)
-  assert 'cheetah_run' not in table  # Baseline tasks without runs.
-  assert numbers['walker_run']['dreamer']['final'] == dict(
-      mean=15.0, std=5.0, n=2)
+  assert '| hopper_hop | dreamer | 5.5 ± 0.0 (1) |  |  | 50 |' in table
+  entry = numbers['walker_run']['dreamer']
+  assert entry['end'] == [15.0, 5.0, 2] and entry['final'] == [17.0, 5.0, 2]
+  assert 'x' not in numbers['walker_run']['random']  # No curve.
   png = output.with_suffix('.png').read_bytes()
   assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10000
+
+
+def test_plot_adds_upstreams_curves_and_scores(tmp_path):
+  root = tmp_path / 'logdir'
+  write_run(root, 'walker_run', 'dreamer', 0, [(0, 0), (300, 10)])
+  curves = tmp_path / 'dreamer.json'
+  curves.write_text(json.dumps([
+      {'task': 'dmc_walker_run', 'method': 'dreamer', 'seed': '0',
+       'xs': [0, 200, 5e6], 'ys': [4, 8, 900]},
+      {'task': 'dmc_cheetah_run', 'method': 'dreamer', 'seed': 0,
+       'xs': [0], 'ys': [1]}]))
+  scores = tmp_path / 'baselines.json'
+  scores.write_text(json.dumps({
+      'dmc_walker_run': {'d4pg_100m': 39.2, 'a3c_100m_proprio': 191.8},
+      'dmc_cheetah_run': {'d4pg_100m': 523.8}}))
+  process, table, numbers = plot(
+      root, tmp_path / 'out', '--baseline', str(curves), '--baseline',
+      str(scores), '--last', '2')
+  assert process.returncode == 0, process.stderr[-2000:]
+  # Upstream's curve cut to the runs' 300 steps, not stretched to 5M.
+  upstream = numbers['walker_run']['dreamer (upstream)']
+  assert upstream['last_step'] == 200 and upstream['end'][0] == 6.0
+  assert numbers['walker_run']['d4pg_100m'] == {'score': 39.2}
+  assert '| walker_run | a3c_100m_proprio | 191.8 |' in table
+  assert 'cheetah_run' not in table  # Tasks without runs are left out.
 
 
 def test_binned_means_over_seeds_without_gaps(tmp_path):
@@ -87,13 +110,13 @@ def test_binned_means_over_seeds_without_gaps(tmp_path):
 
 def test_check_against_the_random_policy(tmp_path):
   root = tmp_path / 'logdir'
-  for episode, value in enumerate([10, 12, 14, 16, 18]):
-    write_run(root, 'cheetah_run', 'random', episode, [(0, value)])
+  write_run(root, 'cheetah_run', 'random', 0, [], [10, 12, 14, 16, 18], 0)
   write_run(root, 'cheetah_run', 'dreamer', 0,
-            [(0, 5), (100, 30), (200, 30), (300, 30)])
+            [(0, 5), (100, 15), (200, 15), (300, 15)], finals=[30, 30])
   write_run(root, 'cheetah_run', 'idm', 0,
             [(0, 5), (100, 20), (200, 20), (300, 20)])
-  # Threshold: 14 + 3 * 2.83 = 22.5.
+  # Threshold: 14 + 3 * 2.83 = 22.5. Dreamer by its final evaluation, IDM
+  # (none) by the end of its curve.
   process, table, _ = plot(root, tmp_path / 'check', '--above', 'random')
   assert process.returncode == 1
   assert '- PASS cheetah_run dreamer: 30.0 > random 14.0 + 3 x 2.8 = 22.5' in (
@@ -102,15 +125,31 @@ def test_check_against_the_random_policy(tmp_path):
       table)
 
 
-def test_plot_skips_torn_lines(tmp_path):
+def test_plot_skips_torn_lines_and_old_final_lines(tmp_path):
   root = tmp_path / 'logdir'
   write_run(root, 'walker_run', 'dreamer', 0, [(0, 1), (10, 2)])
   path = root / 'walker_run' / 'dreamer' / '0' / 'metrics.jsonl'
   with path.open('a') as f:
+    f.write('{"step": 10, "test/return": 99, "final": 1}\n')
     f.write('{"step": 20, "test/re')
   process, _, numbers = plot(root, tmp_path / 'out', '--last', '2')
   assert process.returncode == 0 and 'not JSON' in process.stderr
-  assert numbers['walker_run']['dreamer']['final']['mean'] == 1.5
+  assert numbers['walker_run']['dreamer']['end'][0] == 1.5
+
+
+def test_methods_name_scripts_and_flags():
+  def command(name):
+    return run_script('runs/methods.py', name, timeout=60)
+  assert command('dreamer').stdout == 'dreamer.py\n'
+  assert command('softbird').stdout == 'bird.py --soft True\n'
+  assert command('softbird_0.02').stdout == (
+      'bird.py --soft True --ent_alpha 0.02\n')
+  assert command('dreamer_fifo').stdout == 'dreamer.py --dataset_size 1e5\n'
+  process = command('softbird_x')
+  assert process.returncode == 1
+  assert 'unknown method' in process.stderr
+  names = run_script('runs/methods.py', '--list').stdout.split()
+  assert {'dreamer', 'bird', 'softbird', 'idm', 'random'} <= set(names)
 
 
 def dry_run(script, **env):
@@ -194,72 +233,140 @@ def test_jobs_run_in_parallel_and_failures_are_reported(tmp_path):
 
 def test_cpu_check_matrix():
   lines = dry_run('cpu_check.sh')
-  reduced = (' --action_repeat 4 --batch_size 16 --batch_length 32 --cnn_depth 8 '
-             '--deter_size 100 --stoch_size 20 --num_units 200 --eval_every 2500 --log_every 2500 '
-             '--precision 32 --jit False')
+  reduced = (
+      ' --action_repeat 4 --batch_size 16 --batch_length 32 --cnn_depth 8 '
+      '--deter_size 100 --stoch_size 20 --num_units 200 --eval_every 2500 '
+      '--log_every 2500 --precision 32 --jit False')
+  logdir = '/logs/cpu_check/walker_stand'
   assert lines == [
-      f'py {ROOT}/runs/random_baseline.py --task dmc_walker_stand --episodes 10 '
-      f'--action_repeat 4 --logdir /logs/cpu_check/walker_stand/random'] + [
-      command(f'{method}.py', 'walker_stand', method, 0, 'cpu_check', '3.5e4', reduced)
+      f'py {ROOT}/runs/random_baseline.py --task dmc_walker_stand '
+      f'--episodes 10 --action_repeat 4 --logdir {logdir}/random/0'] + [
+      command(f'{method}.py', 'walker_stand', method, 0, 'cpu_check', '3.5e4',
+              reduced)
       for method in ('dreamer', 'bird', 'idm')] + [
-      f'py {ROOT}/runs/evaluate.py {method} --episodes 10 --task dmc_walker_stand --seed 0 '
-      f'--steps 3.5e4 --logdir /logs/cpu_check/walker_stand/{method}/0{reduced}'
+      f'py {ROOT}/runs/evaluate.py {logdir}/{method}/0 --episodes 10'
       for method in ('dreamer', 'bird', 'idm')]
 
 
 @pytest.mark.slow
-def test_random_baseline_writes_one_run_per_episode(tmp_path):
-  logdir = tmp_path / 'walker_stand' / 'random'
+def test_random_baseline_is_one_run(tmp_path):
+  logdir = tmp_path / 'walker_stand' / 'random' / '0'
   process = run_script(
       'runs/random_baseline.py', '--task', 'dmc_walker_stand', '--episodes',
       '3', '--time_limit', '20', '--logdir', str(logdir), timeout=300)
   assert process.returncode == 0, process.stderr[-2000:]
-  runs = sorted(p.name for p in logdir.iterdir())
-  assert runs == ['0', '1', '2']
-  returns = [read_metrics(logdir / run)[0]['test/return'] for run in runs]
-  assert all(0 < r <= 20 for r in returns)  # 20 steps, rewards in [0, 1].
+  finals = read_metrics(logdir, 'final.jsonl')
+  assert [(e['step'], e['episode'], e['length']) for e in finals] == [
+      (0, 0, 10), (0, 1, 10), (0, 2, 10)]  # 20 env steps at repeat 2.
+  returns = [e['return'] for e in finals]
+  assert all(0 < r <= 20 for r in returns)  # Rewards in [0, 1].
   assert len(set(returns)) == 3  # Different initial states.
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['agent'] == 'random'
+  assert record['config']['task'] == 'dmc_walker_stand'
   assert 'Random policy on dmc_walker_stand' in process.stdout
+  _, _, numbers = plot(tmp_path, tmp_path / 'plot')
+  assert numbers['walker_stand']['random']['episodes']['n'] == 3
 
 
 @pytest.mark.slow
-def test_evaluate_appends_the_final_policy_once(tmp_path):
-  logdir = tmp_path / 'cartpole_balance' / 'dreamer' / '0'
-  args = [*flags(**TINY), f'--logdir={logdir}']
-  process = run_script('dreamer.py', *args)
+def test_evaluate_reads_the_run_from_its_logdir(tmp_path):
+  logdir = tmp_path / 'cartpole_balance' / 'idm' / '0'
+  config = dict(TINY, evaluator_units=16, precision=16)
+  process = run_script('idm.py', *flags(**config), f'--logdir={logdir}')
   assert process.returncode == 0, process.stderr[-2000:]
-  process = run_script('runs/evaluate.py', 'dreamer', '--episodes', '3', *args)
+  curve = read_metrics(logdir)
+  # No training flag repeated; a float16 run evaluated in float32.
+  process = run_script('runs/evaluate.py', str(logdir), '--episodes', '3')
   assert process.returncode == 0, process.stderr[-2000:]
-  finals = [m for m in read_metrics(logdir) if m.get('final')]
+  finals = read_metrics(logdir, 'final.jsonl')
   # 40 env steps at action repeat 2.
-  assert [(m['step'], m['test/length']) for m in finals] == [(160, 20)] * 3
-  returns = [m['test/return'] for m in finals]
+  assert [(e['step'], e['length']) for e in finals] == [(160, 20)] * 3
+  returns = [e['return'] for e in finals]
   assert all(0 < r <= 40 for r in returns)  # Rewards in [0, 1].
-  assert 'dreamer at step 160: test return' in process.stdout
-  # plot.py's final return over the last 3 values is this evaluation's mean.
-  _, _, numbers = plot(tmp_path, tmp_path / 'plot', '--last', '3')
-  final = numbers['cartpole_balance']['dreamer']['final']
-  assert final['mean'] == pytest.approx(np.mean(returns))
+  assert f'{logdir} at step 160: final return' in process.stdout
+  assert read_metrics(logdir) == curve  # Apart from the training curve.
+  # plot.py reports it beside the curve.
+  _, _, numbers = plot(tmp_path, tmp_path / 'plot')
+  entry = numbers['cartpole_balance']['idm']
+  assert entry['final'][0] == pytest.approx(np.mean(returns))
+  assert entry['end'] is not None
   # Evaluated at its step: a second call leaves the run alone.
-  process = run_script('runs/evaluate.py', 'dreamer', '--episodes', '3', *args)
+  process = run_script('runs/evaluate.py', str(logdir), '--episodes', '3')
   assert process.returncode == 0 and 'left alone' in process.stdout
-  assert len([m for m in read_metrics(logdir) if m.get('final')]) == 3
-  # Other network sizes than the run's: one line naming the mismatch,
-  # nothing written.
-  (logdir / 'metrics.jsonl').write_text(''.join(
-      json.dumps(m) + '\n' for m in read_metrics(logdir) if not m.get('final')))
-  process = run_script('runs/evaluate.py', 'dreamer', *args, '--cnn_depth=3')
-  assert process.returncode == 1
-  assert last_line(process).startswith('evaluate.py: error:')
-  assert not [m for m in read_metrics(logdir) if m.get('final')]
+  assert len(read_metrics(logdir, 'final.jsonl')) == 3
+  # The run resumes in float32 and is evaluated in float16 at its new step.
+  process = run_script(
+      'idm.py', *flags(**dict(config, precision=32, steps=240)),
+      f'--logdir={logdir}')
+  assert process.returncode == 0, process.stderr[-2000:]
+  assert 'Resumed with --precision 32 (was 16).' in process.stdout
+  process = run_script(
+      'runs/evaluate.py', str(logdir), '--episodes', '1', '--precision', '16')
+  assert process.returncode == 0, process.stderr[-2000:]
+  assert read_metrics(logdir, 'final.jsonl')[-1]['step'] == 240
 
 
 @pytest.mark.slow
-def test_evaluate_without_a_checkpoint_fails_in_one_line(tmp_path):
-  process = run_script(
-      'runs/evaluate.py', 'idm', *flags(**TINY),
-      f'--logdir={tmp_path / "none"}')
+def test_evaluate_fails_in_one_line(tmp_path):
+  process = run_script('runs/evaluate.py', str(tmp_path / 'none'))
   assert process.returncode == 1
-  line = last_line(process)
-  assert line.startswith('evaluate.py: error: no checkpoint')
-  assert 'train the run first' in line
+  assert last_line(process).startswith('evaluate.py: error: ') and (
+      'config.json does not exist' in last_line(process))
+  logdir = tmp_path / 'run'
+  logdir.mkdir()
+  (logdir / 'config.json').write_text(json.dumps(
+      {'agent': 'dreamer.Dreamer', 'config': dict(TINY, seed=0)}))
+  process = run_script('runs/evaluate.py', str(logdir))
+  assert process.returncode == 1
+  assert last_line(process) == (
+      f'evaluate.py: error: no checkpoint {logdir}/variables.pkl: train the '
+      'run first')
+
+
+@pytest.mark.slow
+def test_status_lists_every_run_and_its_state(tmp_path):
+  root = tmp_path / 'figure'
+  def run(name, step=None, steps=1000, exit_code=None, last=None):
+    logdir = root / 'walker_run' / name / '0'
+    logdir.mkdir(parents=True)
+    (logdir / 'config.json').write_text(json.dumps(
+        {'agent': 'dreamer.Dreamer', 'config': {'steps': steps}}))
+    if step is not None:
+      with (logdir / 'variables.pkl').open('wb') as f:
+        pickle.dump({'_step': np.int64(step)}, f)
+    if exit_code is not None:
+      (logdir / 'exit_code').write_text(f'{exit_code}\n')
+    if last is not None:
+      (logdir / 'metrics.jsonl').write_text(
+          json.dumps({'step': 10, 'test/return': last}) + '\n')
+    return logdir
+  run('done', step=1000, exit_code=0, last=812.5)
+  run('failed', step=400, exit_code=1)
+  run('stopped', step=400, exit_code=0)
+  running = run('running')
+  holder = subprocess.Popen([sys.executable, '-c', (
+      f'import sys; sys.path.insert(0, {str(ROOT)!r}); import tools, time; '
+      f'tools.lock({str(running)!r}); print("locked", flush=True); '
+      'time.sleep(60)')], stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline() == 'locked\n'
+    process = run_script('runs/status.py', str(root), timeout=120)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert process.returncode == 0, process.stderr[-2000:]
+  lines = process.stdout.splitlines()
+  states = {}
+  for line in lines[:-1]:
+    path = next(word for word in line.split() if word.startswith(str(root)))
+    states[pathlib.Path(path).parent.name] = line.split()[0]
+  assert states == dict(
+      done='finished', failed='failed', stopped='stopped', running='running')
+  assert 'return   812.5' in lines[0]
+  assert '(exit code 1)' in [l for l in lines if l.startswith('failed')][0]
+  assert lines[-1] == '1 failed, 1 finished, 1 running, 1 stopped'
+  process = run_script(
+      'runs/status.py', '--finished', '1e3',
+      *[str(p) for p in sorted(root.glob('walker_run/*/0'))], timeout=120)
+  assert process.stdout.split() == [str(root / 'walker_run' / 'done' / '0')]

@@ -228,3 +228,82 @@ def test_video_summary_writes_a_gif_grid(tmp_path):
   image = Image.open(io.BytesIO(events[0].image.encoded_image_string))
   # Batch elements side by side: 5 frames of 8 x (2 x 8) pixels.
   assert image.format == 'GIF' and image.size == (16, 8) and image.n_frames == 5
+
+
+def test_lock_holds_a_directory_until_released(tmp_path):
+  import os
+  assert tools.locked(tmp_path) is None
+  handle = tools.lock(tmp_path)
+  try:
+    assert tools.locked(tmp_path) == os.getpid()
+    message = f'in use by process {os.getpid()}'
+    with pytest.raises(tools.LockedError, match=message):
+      tools.lock(tmp_path)
+  finally:
+    os.close(handle)
+  assert tools.locked(tmp_path) is None
+  os.close(tools.lock(tmp_path))  # Free again: no clean-up needed.
+
+
+def test_checkpoint_step(tmp_path):
+  import pickle
+  assert tools.checkpoint_step(tmp_path / 'none.pkl') is None
+  (tmp_path / 'a.pkl').write_bytes(pickle.dumps({'_step': np.int64(120)}))
+  assert tools.checkpoint_step(tmp_path / 'a.pkl') == 120
+  (tmp_path / 'b.pkl').write_bytes(b'torn')
+  with pytest.raises(tools.CheckpointError, match='not a readable'):
+    tools.checkpoint_step(tmp_path / 'b.pkl')
+
+
+def test_full_disk_keeps_the_old_file_and_says_so(tmp_path, monkeypatch):
+  import errno
+  target = tmp_path / 'variables.pkl'
+  tools.write_atomic(target, lambda f: f.write(b'old'))
+  def full(f):
+    f.write(b'partial')
+    raise OSError(errno.ENOSPC, 'No space left on device')
+  with pytest.raises(tools.DiskFullError, match='no space left .*variables'):
+    tools.write_atomic(target, full)
+  assert target.read_bytes() == b'old'
+  assert list(tmp_path.iterdir()) == [target]
+  # Other errors are not a full disk.
+  def other(f):
+    raise OSError(errno.EIO, 'I/O error')
+  with pytest.raises(OSError) as error:
+    tools.write_atomic(target, other)
+  assert not isinstance(error.value, tools.DiskFullError)
+
+
+class FakeTerminal(io.StringIO):
+
+  def isatty(self):
+    return True
+
+
+def test_progress_on_a_terminal_stays_below_what_is_printed(monkeypatch):
+  monkeypatch.setenv('PROGRESS_SECONDS', '0')
+  terminal = FakeTerminal()
+  monkeypatch.setattr('sys.stdout', terminal)
+  with tools.Progress('Training', 4, 'train steps') as progress:
+    for step in range(4):
+      progress.update()
+      if step == 1:
+        print('Train episode of length 40.')
+  output = terminal.getvalue()
+  # Redrawn in place; what is printed stands on its own line, the progress
+  # line below it; the end is one line of what was done.
+  assert '\r\x1b[KTraining: 2 / 4 train steps' in output
+  assert '\r\x1b[KTrain episode of length 40.\nTraining: 2 / 4' in output
+  assert output.endswith('\r\x1b[KTraining: 4 train steps in 0s.\n')
+
+
+def test_progress_without_terminal_prints_plain_lines(monkeypatch, capsys):
+  monkeypatch.setenv('PROGRESS_SECONDS', '0')
+  with tools.Progress('Prefill', 6, 'env steps') as progress:
+    for _ in range(3):
+      progress.update(2)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].startswith('Prefill: 2 / 6 env steps, ')
+  assert 's left' in lines[0]
+  assert lines[-1] == 'Prefill: 6 env steps in 0s.'
+  assert '\r' not in ''.join(lines)
