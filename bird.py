@@ -19,10 +19,9 @@ import dreamer
 
 
 def define_config():
+  # Dreamer's model sizes, 200 and 30, as §5.1 ("the same architecture") and
+  # its authors' code; §7 says 300 and 40 (--deter_size 300 --stoch_size 40).
   config = dreamer.define_config()
-  # The paper's §7; its authors' code keeps Dreamer's 200 and 30.
-  config.deter_size = 300
-  config.stoch_size = 40
   # FIFO replay of the newest 100k env steps (§4.2).
   config.dataset_size = int(1e5)
   # The mutual information coefficient; Soft-BIRD's alpha is 0.2.

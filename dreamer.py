@@ -129,6 +129,8 @@ class Dreamer(tools.Module):
       self._train_fn = tf.function(self._train_replicas, autograph=False)
     self._policy_fn = tf.function(self.policy, autograph=False)
     self._openl_fn = tf.function(self._openl, autograph=False)
+    self._model_error_fn = tf.function(self._model_error, autograph=False)
+    self._held = np.random.RandomState(config.seed + 1)  # For model_error.
 
   def __call__(self, obs, reset, state=None, training=True):
     step = self._step.numpy().item()
@@ -150,6 +152,7 @@ class Dreamer(tools.Module):
           self.train(self._replay.sample(self._c.batch_size), log_images)
           progress.update()
       if log:
+        self._model_error_summaries()
         self._write_summaries()
     if state is None:
       latent = self._dynamics.initial(len(reset))
@@ -440,7 +443,7 @@ class Dreamer(tools.Module):
   def _openl(self, data):
     """Rows: truth; reconstruction of 5 frames, then open-loop; error."""
     data = preprocess({k: v[:6] for k, v in data.items()}, self._c)
-    context = min(5, self._c.batch_length - 1)
+    context = min(5, data['action'].shape[1] - 1)
     embed = self._encode(data)
     truth = data['image'] + 0.5
     init, _ = self._dynamics.observe(
@@ -454,6 +457,35 @@ class Dreamer(tools.Module):
     openl = tf.concat([truth, model, error], 2)
     return openl
 
+  def _model_error_summaries(self):
+    data = self._replay.sample(self._c.batch_size, self._held)
+    tensors = {k: tf.convert_to_tensor(data[k]) for k in tools.EPISODE_KEYS}
+    error = self._model_error_fn(tensors).numpy()
+    self._metrics['model_error'].append(error.mean())
+    for horizon, value in enumerate(error.mean(0), 1):
+      self._metrics[f'model_error_{horizon}'].append(value)
+
+  def _model_error(self, data, context=5, horizon=15):
+    """BIRD's Figure 5: how far the model's open-loop prediction drifts from
+    the posterior, in latent space.
+
+    From each sequence's posterior after `context` frames, the prior rolls
+    forward with the recorded actions; entry (b, k - 1) is the Euclidean
+    distance between its state and the posterior's k steps later, both as
+    (stochastic mean, deterministic state). Sequences shorter than
+    context + horizon give fewer steps.
+    """
+    data = preprocess(data, self._c)
+    length = data['action'].shape[1]
+    context = min(context, length - 1)
+    horizon = min(horizon, length - context)
+    embed = self._encode(data)
+    post, _ = self._dynamics.observe(embed, data['action'])
+    init = {k: v[:, context - 1] for k, v in post.items()}
+    steps = slice(context, context + horizon)
+    prior = self._dynamics.imagine(data['action'][:, steps], init)
+    return latent_distance(prior, {k: v[:, steps] for k, v in post.items()})
+
   def _write_summaries(self):
     step = int(self._step.numpy())
     metrics = {k: np.mean(v) for k, v in self._metrics.items()}
@@ -465,6 +497,12 @@ class Dreamer(tools.Module):
       self._logger.write(step, metrics, 'agent')
     self._logger.progress(step, metrics)
     self._logger.flush()
+
+
+def latent_distance(a, b):
+  """Euclidean distance of states as (stochastic mean, deterministic)."""
+  square = lambda x, y: tf.reduce_sum(tf.square(x - y), -1)
+  return tf.sqrt(square(a['mean'], b['mean']) + square(a['deter'], b['deter']))
 
 
 def make_strategy():

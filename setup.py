@@ -4,12 +4,13 @@ setuptools.setup(
     name='dreamer-bird-idm',
     version='0.1.0',
     description=(
-        'Dreamer and its extensions BIRD and IDM: model-based reinforcement learning from '
-        'pixels in TensorFlow 2'),
+        'Dreamer and its extensions BIRD and IDM: model-based reinforcement '
+        'learning from pixels in TensorFlow 2'),
     py_modules=['dreamer', 'bird', 'idm', 'models', 'tools', 'wrappers'],
     python_requires='>=3.10,<3.14',
     install_requires=[
-        # tf_keras must match TensorFlow's minor version; TFP 0.25 is the release for TF 2.19+.
+        # tf_keras must match TensorFlow's minor version; TFP 0.25 is the
+        # release for TF 2.19+.
         'tensorflow>=2.21,<2.22',
         'tf_keras>=2.21,<2.22',
         'tensorflow-probability>=0.25,<0.26',

@@ -315,8 +315,10 @@ class Replay:
           print(f'Warning: skipping episode: {e}', file=sys.stderr)
           self._skipped.add(filename)
 
-  def sample(self, batch_size):
-    """A dict of arrays of shape (batch_size, length, ...)."""
+  def sample(self, batch_size, random=None):
+    """A dict of arrays of shape (batch_size, length, ...), drawn with the
+    replay's own random state or the given one."""
+    random = random or self._random
     candidates = [
         e for e in self._episodes.values()
         if len(e['reward']) >= self._length]
@@ -325,15 +327,15 @@ class Replay:
           f'No episode in {self._directory} is as long as '
           f'batch_length={self._length}.')
     chunks = []
-    for index in self._random.randint(0, len(candidates), batch_size):
+    for index in random.randint(0, len(candidates), batch_size):
       episode = candidates[index]
       total = len(episode['reward'])
       available = total - self._length
       if self._balance:
         # Favour the ends of episodes, which uniform starts sample less.
-        index = min(self._random.randint(0, total), available)
+        index = min(random.randint(0, total), available)
       else:
-        index = self._random.randint(0, available + 1)
+        index = random.randint(0, available + 1)
       chunks.append(
           {k: v[index: index + self._length] for k, v in episode.items()})
     return {k: np.stack([c[k] for c in chunks]) for k in chunks[0]}

@@ -1,9 +1,11 @@
 """Learning curves and final returns of every run under a root.
 
-  python runs/plot.py runs/logdir/bird_figure2 --output runs/results/bird_figure2
+  python runs/plot.py runs/logdir/bird_figure2 \
+      --output runs/results/bird_figure2
 
 Reads every `<task>/<method>/<seed>/` run below the root: the training curve
-from its metrics.jsonl (`--metric` by env step), and its final evaluation
+from its metrics.jsonl (`--metric` by env step; several give one row of
+panels each, e.g. model_error or evaluator_accuracy), and its final evaluation
 from final.jsonl (runs/evaluate.py; the random baseline's episodes too).
 Curves are binned by env step, and drawn as the mean over seeds with a band
 of one standard deviation, one panel per task; a method's final evaluation
@@ -208,54 +210,65 @@ def table(result):
   return '\n'.join(lines) + '\n'
 
 
-def plot(runs, baselines, bins, metric, filename):
+def plot(panels, bins, filename):
+  """One row of panels per metric, one panel per task; `panels` is a list of
+  (metric, runs, baselines)."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  tasks = sorted({task for task, _ in runs})
-  names = sorted({name for _, name in runs} | {n for _, n in baselines})
+  tasks = sorted({task for _, runs, _ in panels for task, _ in runs})
+  names = sorted(
+      {name for _, runs, _ in panels for _, name in runs} |
+      {name for _, _, baselines in panels for _, name in baselines})
   cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
   colors = dict(zip(names, cycle * (len(names) // len(cycle) + 1)))
-  columns = min(4, len(tasks))
-  rows = -(-len(tasks) // columns)
+  columns = min(4, len(tasks)) if len(panels) == 1 else len(tasks)
+  rows = -(-len(tasks) // columns) * len(panels)
   fig, axes = plt.subplots(
       rows, columns, figsize=(4.5 * columns, 3.5 * rows), squeeze=False)
-  ends = task_ends({k: v for k, v in runs.items() if 'upstream' not in k[1]})
-  for ax, task in zip(axes.flat, tasks):
-    for (other, name), method in sorted(runs.items()):
-      if other != task:
-        continue
-      color = colors[name]
-      style = '--' if 'upstream' in name else '-'
-      if method.curves:
-        edges = np.linspace(0, ends[task], bins + 1)
-        x, mean, std = curve(method.curves, edges)
-        label = f'{name} (n={len(method.curves)})'
-        ax.plot(x, mean, style, color=color, label=label)
-        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
-      if method.finals and method.curves:
-        mean, std, _ = method.final()
-        ax.errorbar(
-            method.last_step(), mean, std, color=color, marker='D',
-            capsize=3)
-      elif method.finals:
-        episodes = method.episodes()
-        mean, std = episodes.mean(), episodes.std()
-        ax.axhline(mean, color=color, label=f'{name} ({len(episodes)} ep.)')
-        ax.axhspan(mean - std, mean + std, color=color, alpha=0.15)
-    for (other, name), value in sorted(baselines.items()):
-      if other == task:
-        ax.axhline(value, color=colors[name], linestyle=':', label=name)
-    ax.set_title(task)
-    ax.set_xlabel('environment steps')
-    ax.set_ylabel(metric)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-  for ax in axes.flat[len(tasks):]:
-    ax.axis('off')
+  axes = list(axes.flatten())
+  per_metric = len(axes) // len(panels)
+  for row, (metric, runs, baselines) in enumerate(panels):
+    for index, task in enumerate(tasks):
+      ax = axes[row * per_metric + index]
+      draw(ax, task, runs, baselines, colors, bins)
+      ax.set_ylabel(metric)
+    for ax in axes[row * per_metric + len(tasks):(row + 1) * per_metric]:
+      ax.axis('off')
   fig.tight_layout()
   fig.savefig(filename, dpi=100)
   plt.close(fig)
+
+
+def draw(ax, task, runs, baselines, colors, bins):
+  ends = task_ends({k: v for k, v in runs.items() if 'upstream' not in k[1]})
+  for (other, name), method in sorted(runs.items()):
+    if other != task:
+      continue
+    color = colors[name]
+    style = '--' if 'upstream' in name else '-'
+    if method.curves:
+      edges = np.linspace(0, ends[task], bins + 1)
+      x, mean, std = curve(method.curves, edges)
+      label = f'{name} (n={len(method.curves)})'
+      ax.plot(x, mean, style, color=color, label=label)
+      ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+    if method.finals and method.curves:
+      mean, std, _ = method.final()
+      ax.errorbar(
+          method.last_step(), mean, std, color=color, marker='D', capsize=3)
+    elif method.finals:
+      episodes = method.episodes()
+      mean, std = episodes.mean(), episodes.std()
+      ax.axhline(mean, color=color, label=f'{name} ({len(episodes)} ep.)')
+      ax.axhspan(mean - std, mean + std, color=color, alpha=0.15)
+  for (other, name), value in sorted(baselines.items()):
+    if other == task:
+      ax.axhline(value, color=colors[name], linestyle=':', label=name)
+  ax.set_title(task)
+  ax.set_xlabel('environment steps')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
 
 
 def check(runs, above, sigmas, last):
@@ -288,7 +301,9 @@ def main(argv=None):
   parser.add_argument('root', type=pathlib.Path)
   parser.add_argument(
       '--output', type=pathlib.Path, required=True, help='without suffix')
-  parser.add_argument('--metric', default='test/return')
+  parser.add_argument(
+      '--metric', action='append',
+      help='metric of metrics.jsonl to draw, repeatable (test/return)')
   parser.add_argument('--bins', type=int, default=20)
   parser.add_argument(
       '--last', type=int, default=3,
@@ -299,21 +314,34 @@ def main(argv=None):
   parser.add_argument('--above', help='method every other must beat')
   parser.add_argument('--sigmas', type=float, default=3.0)
   args = parser.parse_args(argv)
-  runs = load_runs(args.root, args.metric)
-  if not runs:
-    sys.exit(f'plot.py: error: no runs with {args.metric} or final.jsonl '
-             f'under {args.root}')
-  tasks = {task for task, _ in runs}
-  curves, scores = load_baselines(args.baseline, tasks, task_ends(runs))
-  runs.update(curves)
+  metrics = args.metric or ['test/return']
+  panels, results, text, passed = [], {}, '', True
+  for metric in metrics:
+    runs = load_runs(args.root, metric)
+    if metric != 'test/return':  # Final evaluations are returns.
+      runs = {k: v for k, v in runs.items() if v.curves}
+      for method in runs.values():
+        method.finals = {}
+    if not runs:
+      sys.exit(f'plot.py: error: no runs with {metric} under {args.root}')
+    curves, scores = {}, {}
+    if metric == 'test/return':
+      tasks = {task for task, _ in runs}
+      curves, scores = load_baselines(args.baseline, tasks, task_ends(runs))
+    runs.update(curves)
+    panels.append((metric, runs, scores))
+    results[metric] = numbers(runs, scores, args.bins, args.last)
+    if len(metrics) > 1:
+      text += f'### {metric}\n\n'
+    text += table(results[metric])
+    if args.above and metric == 'test/return':
+      lines, passed = check(runs, args.above, args.sigmas, args.last)
+      text += '\n' + '\n'.join(f'- {line}' for line in lines) + '\n'
+    if len(metrics) > 1:
+      text += '\n'
   args.output.parent.mkdir(parents=True, exist_ok=True)
-  plot(runs, scores, args.bins, args.metric, args.output.with_suffix('.png'))
-  result = numbers(runs, scores, args.bins, args.last)
-  text = table(result)
-  passed = True
-  if args.above:
-    lines, passed = check(runs, args.above, args.sigmas, args.last)
-    text += '\n' + '\n'.join(f'- {line}' for line in lines) + '\n'
+  plot(panels, args.bins, args.output.with_suffix('.png'))
+  result = results[metrics[0]] if len(metrics) == 1 else results
   args.output.with_suffix('.md').write_text(text)
   args.output.with_suffix('.json').write_text(
       json.dumps(result, indent=1) + '\n')

@@ -10,7 +10,8 @@ from tf_keras import mixed_precision as prec
 
 import dreamer
 import tools
-from helpers import make_agent, random_batch, tiny_config, train_eagerly
+from helpers import make_agent, random_batch, random_episode, tiny_config
+from helpers import train_eagerly
 
 
 def variables_of(*modules):
@@ -265,3 +266,53 @@ def test_checkpoints_move_between_float16_and_float32(tmp_path):
     train_eagerly(again, random_batch(again._c))
   finally:
     prec.set_global_policy('float32')
+
+
+class StubDynamics:
+  """Posteriors mean_t = t (1, 2), deter_t = t (3, 3, 3); the prior rolls on
+  from a state and misses by `drift` per step and dimension."""
+
+  def __init__(self, drift):
+    self.drift = drift
+
+  def observe(self, embed, action):
+    steps = tf.range(action.shape[1], dtype=tf.float32)[None, :, None]
+    steps = tf.tile(steps, [action.shape[0], 1, 1])
+    post = dict(mean=steps * [1.0, 2.0], deter=steps * [3.0, 3.0, 3.0])
+    return post, post
+
+  def imagine(self, action, state):
+    ahead = tf.range(1, action.shape[1] + 1, dtype=tf.float32)[None, :, None]
+    return {
+        k: state[k][:, None] + ahead * (np.array(slope) + self.drift)
+        for k, slope in (('mean', [1.0, 2.0]), ('deter', [3.0, 3.0, 3.0]))}
+
+
+def test_model_error_is_the_open_loop_distance_in_latent_space(tmp_path):
+  agent = make_agent(tiny_config(tmp_path, batch_length=8))
+  data = random_batch(agent._c)
+  for drift in (0.0, 0.5):
+    agent._dynamics = StubDynamics(drift)
+    error = agent._model_error(data).numpy()
+    # Context 5 of 8 steps leaves 3; at k steps ahead each of the 5
+    # dimensions is k * drift off.
+    ahead = np.arange(1, 4)
+    expected = np.tile(drift * ahead * np.sqrt(5), (agent._c.batch_size, 1))
+    np.testing.assert_allclose(error, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_model_error_is_logged_per_horizon(tmp_path):
+  agent = make_agent(tiny_config(tmp_path, batch_length=8))
+  for index in range(2):
+    tools.save_episodes(agent._datadir, [random_episode(9, seed=index)])
+  agent._replay.update()
+  replay_state = agent._replay._random.get_state()[1].copy()
+  agent._model_error_summaries()
+  names = ['model_error'] + [f'model_error_{k}' for k in (1, 2, 3)]
+  assert sorted(agent._metrics) == sorted(names)
+  assert all(np.isfinite(agent._metrics[n][0]) for n in names)
+  assert np.isclose(agent._metrics['model_error'][0], np.mean(
+      [agent._metrics[n][0] for n in names[1:]]), rtol=1e-5)
+  # Its batch does not change the training batches that follow.
+  np.testing.assert_array_equal(
+      agent._replay._random.get_state()[1], replay_state)

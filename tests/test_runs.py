@@ -153,60 +153,108 @@ def test_methods_name_scripts_and_flags():
 
 
 def dry_run(script, **env):
-  environ = dict(os.environ, **dict(dict(DRY_RUN='1', LOGROOT='/logs', PYTHON='py'), **env))
+  environ = dict(os.environ, DRY_RUN='1', LOGROOT='/logs', PYTHON='py')
+  environ.update(env)
   process = subprocess.run(
-      ['bash', str(ROOT / 'runs' / script)], capture_output=True, text=True, env=environ)
+      ['bash', str(ROOT / 'runs' / script)], capture_output=True, text=True,
+      env=environ)
   assert process.returncode == 0, process.stderr
   return process.stdout.splitlines()
 
 
-def command(script, task, method, seed, figure, steps='1e6', extra=''):
-  flags = ' --soft True' if method == 'softbird' else ''
-  return (f'py {ROOT}/{script}{flags} --task dmc_{task} --seed {seed} --steps {steps} '
-          f'--logdir /logs/{figure}/{task}/{method}/{seed}{extra}')
+SCRIPTS = dict(
+    dreamer='dreamer.py', dreamer_fifo='dreamer.py --dataset_size 1e5',
+    bird='bird.py', softbird='bird.py --soft True', idm='idm.py',
+    idm_no_constraint='idm.py --constraint_scale 0',
+    idm_original_only='idm.py --derived_starts False',
+    idm_no_weights='idm.py --reliability_weights False')
 
 
-def test_bird_figure2_matrix():
-  lines = dry_run('bird_figure2.sh')
-  expected = [
-      command('bird.py' if method == 'bird' else 'dreamer.py', task, method, seed,
-              'bird_figure2')
-      for task in ('hopper_stand', 'hopper_hop', 'walker_run', 'cartpole_swingup')
-      for method in ('dreamer', 'bird') for seed in range(10)]
-  assert lines == expected
+def command(method, task, seed, figure, steps='1e6', extra=''):
+  if method.startswith('softbird_'):
+    script = f'bird.py --soft True --ent_alpha {method[len("softbird_"):]}'
+  else:
+    script = SCRIPTS[method]
+  return (f'py {ROOT}/{script} --task dmc_{task} --seed {seed} '
+          f'--steps {steps} --logdir /logs/{figure}/{task}/{method}/{seed}'
+          f'{extra}')
 
 
-def test_bird_ablation_matrix():
-  lines = dry_run('bird_ablation.sh')
-  scripts = dict(dreamer='dreamer.py', bird='bird.py', softbird='bird.py')
-  assert lines == [
-      command(scripts[method], 'walker_run', method, seed, 'bird_ablation')
-      for method in ('dreamer', 'bird', 'softbird') for seed in range(3)]
+def matrix(figure, tasks, methods, seeds, **kwargs):
+  return [
+      command(method, task, seed, figure, **kwargs)
+      for task in tasks for method in methods for seed in seeds]
 
 
-def test_idm_matrix_with_overrides():
+BIRD_TASKS = ('hopper_stand', 'hopper_hop', 'walker_run', 'cartpole_swingup')
+IDM_TASKS = ('hopper_hop', 'hopper_stand', 'walker_run', 'cartpole_swingup')
+
+
+def test_bird_figures_2_and_5_share_their_runs():
+  expected = matrix('bird_figure2', BIRD_TASKS, ('dreamer', 'bird'), range(10))
+  assert dry_run('bird_figure2.sh') == expected
+  assert dry_run('bird_figure5.sh') == expected
+
+
+def test_bird_figure4_is_the_rest_of_dreamers_tasks():
+  # Dreamer's 20 Control Suite tasks (upstream's scores/dreamer.json).
+  dreamers = {
+      'acrobot_swingup', 'cartpole_balance', 'cartpole_balance_sparse',
+      'cartpole_swingup', 'cartpole_swingup_sparse', 'cheetah_run',
+      'cup_catch', 'finger_spin', 'finger_turn_easy', 'finger_turn_hard',
+      'hopper_hop', 'hopper_stand', 'pendulum_swingup', 'quadruped_run',
+      'quadruped_walk', 'reacher_easy', 'reacher_hard', 'walker_run',
+      'walker_stand', 'walker_walk'}
+  tasks = sorted(dreamers - set(BIRD_TASKS))
+  assert dry_run('bird_figure4.sh') == matrix(
+      'bird_figure4', tasks, ('dreamer', 'bird'), range(3))
+
+
+def test_bird_ablation_sweeps_soft_birds_alpha():
+  methods = (
+      'dreamer', 'dreamer_fifo', 'bird', 'softbird_0.2', 'softbird_0.02',
+      'softbird_0.002')
+  assert dry_run('bird_ablation.sh') == matrix(
+      'bird_ablation', ('walker_run',), methods, range(3))
+  lines = dry_run('bird_ablation.sh', SOFT_ALPHAS='0.5', SEEDS='7')
+  assert lines[-1] == command('softbird_0.5', 'walker_run', 7, 'bird_ablation')
+  assert len(lines) == 4
+
+
+def test_idm_figures_and_ablation_matrices():
+  assert dry_run('idm_vs_dreamer.sh') == matrix(
+      'idm_vs_dreamer', IDM_TASKS, ('dreamer', 'idm'), range(3))
+  assert dry_run('idm_figure2.sh') == matrix(
+      'idm_vs_dreamer', IDM_TASKS, ('idm',), range(3))
+  methods = (
+      'idm', 'idm_no_constraint', 'idm_original_only', 'idm_no_weights',
+      'dreamer')
+  assert dry_run('idm_ablation.sh') == matrix(
+      'idm_ablation', IDM_TASKS, methods, range(3))
+
+
+def test_figure_variables_override_the_matrix():
   lines = dry_run(
       'idm_vs_dreamer.sh', TASKS='hopper_hop', SEEDS='4', STEPS='5000',
       FLAGS='--precision 16')
-  assert lines == [
-      command(f'{method}.py', 'hopper_hop', method, 4, 'idm_vs_dreamer', '5000',
-              ' --precision 16')
-      for method in ('dreamer', 'idm')]
-  default = dry_run('idm_vs_dreamer.sh')
-  assert len(default) == 4 * 2 * 3
-  assert {line.split('--task ')[1].split()[0] for line in default} == {
-      'dmc_hopper_hop', 'dmc_hopper_stand', 'dmc_walker_run', 'dmc_cartpole_swingup'}
+  assert lines == matrix(
+      'idm_vs_dreamer', ('hopper_hop',), ('dreamer', 'idm'), (4,),
+      steps='5000', extra=' --precision 16')
+  process = subprocess.run(
+      ['bash', str(ROOT / 'runs' / 'idm_vs_dreamer.sh')], capture_output=True,
+      text=True, env=dict(os.environ, DRY_RUN='1', METHODS='dreamr'))
+  assert process.returncode != 0 and "unknown method 'dreamr'" in (
+      process.stderr)
 
 
 def test_finished_runs_are_skipped(tmp_path):
-  finished = tmp_path / 'bird_ablation' / 'walker_run' / 'bird' / '1'
-  finished.mkdir(parents=True)
-  with (finished / 'variables.pkl').open('wb') as f:
-    pickle.dump({'_step': np.int64(5000)}, f)
-  partial = tmp_path / 'bird_ablation' / 'walker_run' / 'bird' / '2'
-  partial.mkdir(parents=True)
-  with (partial / 'variables.pkl').open('wb') as f:
-    pickle.dump({'_step': np.int64(4000)}, f)
+  def checkpoint(seed, step):
+    logdir = tmp_path / 'bird_ablation' / 'walker_run' / 'bird' / str(seed)
+    logdir.mkdir(parents=True)
+    with (logdir / 'variables.pkl').open('wb') as f:
+      pickle.dump({'_step': np.int64(step)}, f)
+    return logdir
+  finished, _ = checkpoint(1, 5000), checkpoint(2, 4000)
   lines = dry_run(
       'bird_ablation.sh', LOGROOT=str(tmp_path), STEPS='5e3', METHODS='bird',
       PYTHON=sys.executable)
@@ -215,20 +263,23 @@ def test_finished_runs_are_skipped(tmp_path):
 
 
 def test_jobs_run_in_parallel_and_failures_are_reported(tmp_path):
-  # A stand-in interpreter that records its arguments, and fails for seed 1.
+  # A stand-in interpreter that records its arguments; seed 1 fails.
   fake = tmp_path / 'fake.sh'
-  fake.write_text('#!/bin/sh\necho "$@"; case "$*" in *"--seed 1 "*) exit 3;; esac\n')
+  fake.write_text(
+      '#!/bin/sh\necho "$@"; case "$*" in *"--seed 1 "*) exit 3;; esac\n')
   fake.chmod(0o755)
   environ = dict(
       os.environ, LOGROOT=str(tmp_path / 'logs'), PYTHON=str(fake), JOBS='2',
       TASKS='walker_run', METHODS='dreamer', SEEDS='0 1 2')
   process = subprocess.run(
-      ['bash', str(ROOT / 'runs' / 'bird_ablation.sh')], capture_output=True, text=True,
-      env=environ)
+      ['bash', str(ROOT / 'runs' / 'bird_ablation.sh')], capture_output=True,
+      text=True, env=environ)
   assert process.returncode != 0
   assert process.stdout.count('done ') == 2 and 'FAILED' in process.stdout
-  log = tmp_path / 'logs' / 'bird_ablation' / 'walker_run' / 'dreamer' / '2' / 'train.log'
-  assert '--seed 2' in log.read_text()
+  runs = tmp_path / 'logs' / 'bird_ablation' / 'walker_run' / 'dreamer'
+  assert '--seed 2' in (runs / '2' / 'train.log').read_text()
+  codes = [(runs / str(seed) / 'exit_code').read_text() for seed in range(3)]
+  assert codes == ['0\n', '3\n', '0\n']
 
 
 def test_cpu_check_matrix():
@@ -241,8 +292,7 @@ def test_cpu_check_matrix():
   assert lines == [
       f'py {ROOT}/runs/random_baseline.py --task dmc_walker_stand '
       f'--episodes 10 --action_repeat 4 --logdir {logdir}/random/0'] + [
-      command(f'{method}.py', 'walker_stand', method, 0, 'cpu_check', '3.5e4',
-              reduced)
+      command(method, 'walker_stand', 0, 'cpu_check', '3.5e4', reduced)
       for method in ('dreamer', 'bird', 'idm')] + [
       f'py {ROOT}/runs/evaluate.py {logdir}/{method}/0 --episodes 10'
       for method in ('dreamer', 'bird', 'idm')]
@@ -370,3 +420,61 @@ def test_status_lists_every_run_and_its_state(tmp_path):
       'runs/status.py', '--finished', '1e3',
       *[str(p) for p in sorted(root.glob('walker_run/*/0'))], timeout=120)
   assert process.stdout.split() == [str(root / 'walker_run' / 'done' / '0')]
+
+
+@pytest.fixture(scope='module')
+def tiny_runs(tmp_path_factory):
+  """A tiny Dreamer and a tiny IDM run of one task."""
+  root = tmp_path_factory.mktemp('runs') / 'figure' / 'cartpole_balance'
+  for method in ('dreamer', 'idm'):
+    process = run_script(
+        f'{method}.py', *flags(**TINY), f'--logdir={root / method / "0"}')
+    assert process.returncode == 0, process.stderr[-2000:]
+  return root
+
+
+def png(path):
+  data = path.read_bytes()
+  assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 5000
+  return data
+
+
+@pytest.mark.slow
+def test_predictions_compare_runs_around_a_key_action(tiny_runs, tmp_path):
+  runs = [str(tiny_runs / method / '0') for method in ('dreamer', 'idm')]
+  output = tmp_path / 'figure3'
+  process = run_script(
+      'runs/predictions.py', *runs, '--output', str(output), '--length', '8')
+  assert process.returncode == 0, process.stderr[-2000:]
+  png(output.with_suffix('.png'))
+  lines = process.stdout.splitlines()
+  for method in ('dreamer', 'idm'):
+    assert any(line.startswith(f'{method}/0: mean absolute error ')
+               for line in lines), method
+  # Around a given step: the window holds it (13 frames of 21).
+  process = run_script(
+      'runs/predictions.py', *runs, '--output', str(output), '--length', '8',
+      '--at', '3')
+  assert process.returncode == 0, process.stderr[-2000:]
+  assert lines[-1] != process.stdout.splitlines()[-1]
+  assert 'Frames 0 to 12, key step 3' in process.stdout
+  process = run_script(
+      'runs/predictions.py', runs[0], '--output', str(output))
+  assert process.returncode == 2 and 'two or more runs' in process.stderr
+
+
+@pytest.mark.slow
+def test_idm_figure1_decodes_derived_memory(tiny_runs, tmp_path):
+  output = tmp_path / 'idm_figure1'
+  process = run_script(
+      'runs/idm_figure1.py', str(tiny_runs / 'idm' / '0'), '--output',
+      str(output), '--frames', '6')
+  assert process.returncode == 0, process.stderr[-2000:]
+  png(output.with_suffix('.png'))
+  error = float(process.stdout.split('mean absolute error ')[1].split()[0])
+  assert 0 < error < 1
+  process = run_script(
+      'runs/idm_figure1.py', str(tiny_runs / 'dreamer' / '0'), '--output',
+      str(output))
+  assert process.returncode == 1
+  assert last_line(process).endswith('dreamer/0 is no IDM run')
