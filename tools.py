@@ -632,17 +632,18 @@ def args_type(default):
   return type(default)
 
 
-def parse_flags(config, argv=None, choices=None, prog=None):
+def parse_flags(config, argv=None, choices=None, prog=None, types=None):
   """Every config key as a flag `--key value`; a bad flag exits in one line.
 
-  Returns the config and the set of keys given on the command line.
+  `types` may give a key's parser, else its default's type decides. Returns
+  the config and the set of keys given on the command line.
   """
-  choices = choices or {}
+  choices, types = choices or {}, types or {}
   unset = object()
   parser = _Parser(prog=prog, allow_abbrev=False)
   for key, value in config.items():
     parser.add_argument(
-        f'--{key}', type=args_type(value), default=unset,
+        f'--{key}', type=types.get(key, args_type(value)), default=unset,
         choices=choices.get(key))
   args = vars(parser.parse_args(argv))
   given = {key for key, value in args.items() if value is not unset}
@@ -656,12 +657,17 @@ class _Parser(argparse.ArgumentParser):
     sys.exit(f'{self.prog}: error: {message}')
 
 
-def has_gpu():
+def gpu_generations():
+  """The major compute capability of each visible GPU (8: Ampere)."""
   # Without a driver, asking TensorFlow logs a CUDA error on every CPU-only
   # Linux machine.
   if sys.platform.startswith('linux') and not glob.glob('/dev/nvidia*'):
-    return False
-  return bool(tf.config.list_physical_devices('GPU'))
+    return []
+  generations = []
+  for gpu in tf.config.list_physical_devices('GPU'):
+    details = tf.config.experimental.get_device_details(gpu)
+    generations.append(details.get('compute_capability', (0, 0))[0])
+  return generations
 
 
 def static_scan(fn, inputs, start, reverse=False):

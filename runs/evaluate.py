@@ -98,7 +98,9 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('logdir', type=pathlib.Path)
   parser.add_argument('--episodes', type=int, default=10)
-  parser.add_argument('--precision', type=int, choices=[16, 32])
+  parser.add_argument(
+      '--precision', choices=[16, 32, 'bf16'],
+      type=lambda x: int(x) if x in ('16', '32') else x)
   parser.add_argument('--jit', type=tools.args_type(True))
   args = parser.parse_args(argv)
   if args.episodes < 1:

@@ -155,3 +155,19 @@ def test_xla_train_step_compiles_once(tmp_path):
   # XLA dumps every module it compiles: three calls, one compilation.
   compiled = list(dump.glob('*_train_*before_optimizations.txt'))
   assert len(compiled) == 1, [p.name for p in compiled]
+
+
+@pytest.mark.slow
+def test_bfloat16_run_trains_end_to_end(tmp_path):
+  logdir = tmp_path / 'logdir'
+  config = dict(TINY, precision='bf16', log_images=False)
+  process = run_script('dreamer.py', f'--logdir={logdir}', *flags(**config))
+  assert process.returncode == 0, process.stderr[-3000:]
+  losses = [m for m in read_metrics(logdir) if 'model_loss' in m]
+  assert losses and all(
+      np.isfinite(m[k]) for m in losses
+      for k in ('model_loss', 'actor_loss', 'value_loss', 'action_ent'))
+  assert all(m['skipped_updates'] == 0 for m in losses)
+  assert any('test/return' in m for m in read_metrics(logdir))
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['config']['precision'] == 'bf16'

@@ -209,6 +209,53 @@ def test_corrupt_checkpoint_fails_clearly_and_stays(tmp_path, agent):
   assert content != path.read_bytes()
 
 
+def test_bfloat16_keeps_losses_and_densities_float32(tmp_path):
+  try:
+    agent = make_agent(tiny_config(tmp_path, precision='bf16'))
+    assert agent._encode._modules['h1'].compute_dtype == 'bfloat16'
+    assert not agent._model_opt._mixed  # bfloat16 needs no loss scaling.
+    assert agent._model_opt.loss_scale_variables() == {}
+    for seed in range(2):
+      metrics = agent.train(random_batch(agent._c, seed=seed))
+    assert metrics['skipped_updates'] == 0
+    for name, value in metrics.items():
+      assert value.dtype == tf.float32, name
+      assert np.isfinite(value.numpy()), name
+    data = dreamer.preprocess(random_batch(agent._c), agent._c)
+    _, outs, _ = agent._model_loss(data)
+    for key in ('mean', 'std', 'stoch', 'deter'):
+      assert outs['post'][key].dtype == tf.float32, key
+    assert outs['feat'].dtype == tf.float32
+    assert outs['image_pred'].mean().dtype == tf.float32
+    assert agent._actor(outs['feat']).entropy().dtype == tf.float32
+    variables = [v for v in agent.variables if v.dtype.is_floating]
+    assert all(v.dtype == tf.float32 for v in variables)
+    agent.save(tmp_path / 'bf16.pkl')
+    full = make_agent(tiny_config(tmp_path / 'b', precision=32))
+    full.load(tmp_path / 'bf16.pkl')
+    full.save(tmp_path / '32.pkl')
+    again = make_agent(tiny_config(tmp_path / 'c', precision='bf16'))
+    again.load(tmp_path / '32.pkl')
+    for name, value in snapshot(agent).items():
+      np.testing.assert_array_equal(
+          again.named_variables()[name].numpy(), value, err_msg=name)
+  finally:
+    prec.set_global_policy('float32')
+
+
+def test_precision_flag_and_gpu_defaults(monkeypatch):
+  parse = lambda value: dreamer.parse_flags(
+      dreamer.define_config(), ['--precision', value]).precision
+  assert (parse('16'), parse('32'), parse('bf16')) == (16, 32, 'bf16')
+  with pytest.raises(SystemExit, match="invalid choice: 'bf8'"):
+    parse('bf8')
+  for generations, precision in (([], 32), ([7], 16), ([8, 9], 'bf16'),
+                                 ([7, 8], 16)):
+    monkeypatch.setattr(tools, 'gpu_generations', lambda: generations)
+    config = dreamer.define_config()
+    assert config.precision == precision and config.jit == bool(generations)
+
+
 def test_mixed_precision_keeps_losses_and_densities_float32(tmp_path):
   try:
     agent = make_agent(tiny_config(tmp_path, precision=16))
