@@ -6,7 +6,8 @@
 # dreamer_fifo isolates the objective and dreamer against dreamer_fifo the
 # replay. Soft-BIRD's logdirs are named softbird_<alpha>.
 #   runs/bird_ablation.sh
-#   python runs/plot.py runs/logdir/bird_ablation --output runs/results/bird_ablation
+#   python runs/plot.py runs/logdir/bird_ablation \
+#       --output runs/results/bird_ablation
 # Variables: see runs/common.sh, and SOFT_ALPHAS (default "0.2 0.02 0.002").
 : "${SOFT_ALPHAS:=0.2 0.02 0.002}"
 : "${TASKS:=walker_run}" "${SEEDS:=0 1 2}" "${STEPS:=1e6}"

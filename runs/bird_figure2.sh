@@ -5,7 +5,8 @@
 # Dreamer on BIRD's replay.
 #   runs/bird_figure2.sh
 #   python runs/plot.py runs/logdir/bird_figure2 \
-#       --output runs/results/bird_figure2 --baseline ../dreamer/scores/baselines.json
+#       --output runs/results/bird_figure2 \
+#       --baseline ../dreamer/scores/baselines.json
 # Variables: see runs/common.sh.
 : "${TASKS:=hopper_stand hopper_hop walker_run cartpole_swingup}"
 : "${METHODS:=dreamer bird}" "${SEEDS:=0 1 2 3 4 5 6 7 8 9}" "${STEPS:=1e6}"

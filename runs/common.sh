@@ -9,16 +9,37 @@
 #            (default: runs/logdir)
 #   FLAGS    extra flags for every run, e.g. "--precision 16"
 #   JOBS     runs at once (default 1)
-#   DRY_RUN  1: print the commands instead of running them
-#   PYTHON   the interpreter (default: python3)
+#   DRY_RUN  1: print the commands (with LAUNCHER=slurm: the batch script and
+#            the sbatch command) instead of running them
+#   PYTHON   the interpreter (default: python3); on a cluster, a path that
+#            every node can run
+#   LAUNCHER local (default): run here, JOBS at once; slurm: submit the runs
+#            as one Slurm job array (sbatch), options below
 # A finished run (its checkpoint reached STEPS) is left out; a partial one
-# resumes. Each run's output goes to <logdir>/train.log, its exit code to
-# <logdir>/exit_code; runs/status.py LOGROOT/<figure> lists them.
+# resumes. Each run's output goes to <logdir>/train.log (local) or
+# <logdir>/slurm.out (slurm), its exit code to <logdir>/exit_code;
+# runs/status.py LOGROOT/<figure> lists them.
+#
+# Slurm options, for LAUNCHER=slurm (each empty: Slurm's default):
+#   CLUSTER_PARTITION   --partition
+#   CLUSTER_TIME        --time, a run's time limit per job, e.g. 24:00:00;
+#                       a run that reaches it is checkpointed and requeued
+#   CLUSTER_GPUS        GPUs per run (default 1; 0 for none)
+#   CLUSTER_CPUS        --cpus-per-task (default 4)
+#   CLUSTER_MEM         --mem per run, e.g. 32G
+#   CLUSTER_ACCOUNT     --account
+#   CLUSTER_SIGNAL      seconds before the time limit that Slurm warns the
+#                       run (default 600): it checkpoints, exits and the task
+#                       is requeued, to resume from its checkpoint
+#   CLUSTER_ARGS        more sbatch arguments, e.g. "--qos=long --array=%8"
 
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${PYTHON:=python3}" "${LOGROOT:=$ROOT/runs/logdir}" "${FLAGS:=}"
-: "${JOBS:=1}" "${DRY_RUN:=0}"
+: "${JOBS:=1}" "${DRY_RUN:=0}" "${LAUNCHER:=local}"
+: "${CLUSTER_PARTITION:=}" "${CLUSTER_TIME:=}" "${CLUSTER_GPUS:=1}"
+: "${CLUSTER_CPUS:=4}" "${CLUSTER_MEM:=}" "${CLUSTER_ACCOUNT:=}"
+: "${CLUSTER_SIGNAL:=600}" "${CLUSTER_ARGS:=}"
 
 method_command() {  # method: its script and flags (runs/methods.py)
   python3 "$ROOT/runs/methods.py" "$1"
@@ -57,7 +78,8 @@ figure_runs() {  # figure: RUNS, pairs of logdir and command left to run
       for seed in $SEEDS; do
         logdir="$LOGROOT/$figure/$task/$method/$seed"
         logdirs+=("$logdir")
-        commands+=("$PYTHON $ROOT/$command --task dmc_$task --seed $seed --steps $STEPS --logdir $logdir${FLAGS:+ $FLAGS}")
+        commands+=("$PYTHON $ROOT/$command --task dmc_$task --seed $seed \
+--steps $STEPS --logdir $logdir${FLAGS:+ $FLAGS}")
       done
     done
   done
@@ -73,8 +95,87 @@ figure_runs() {  # figure: RUNS, pairs of logdir and command left to run
   done
 }
 
+batch_script() {  # figure: a Slurm batch script running RUNS as an array
+  local logdirs=() commands=() i
+  for ((i = 0; i < ${#RUNS[@]}; i += 2)); do
+    logdirs+=("${RUNS[i]}")
+    commands+=("${RUNS[i + 1]}")
+  done
+  echo '#!/usr/bin/env bash'
+  echo "#SBATCH --job-name=$1"
+  echo "#SBATCH --array=0-$(( ${#logdirs[@]} - 1 ))"
+  echo '#SBATCH --requeue'
+  echo "#SBATCH --signal=B:USR1@$CLUSTER_SIGNAL"
+  echo '#SBATCH --output=/dev/null'
+  echo "#SBATCH --cpus-per-task=$CLUSTER_CPUS"
+  [ "$CLUSTER_GPUS" = 0 ] || echo "#SBATCH --gres=gpu:$CLUSTER_GPUS"
+  [ -z "$CLUSTER_PARTITION" ] || echo "#SBATCH --partition=$CLUSTER_PARTITION"
+  [ -z "$CLUSTER_TIME" ] || echo "#SBATCH --time=$CLUSTER_TIME"
+  [ -z "$CLUSTER_MEM" ] || echo "#SBATCH --mem=$CLUSTER_MEM"
+  [ -z "$CLUSTER_ACCOUNT" ] || echo "#SBATCH --account=$CLUSTER_ACCOUNT"
+  echo "logdirs=($(printf '%q ' "${logdirs[@]}"))"
+  echo "commands=($(printf '%q ' "${commands[@]}"))"
+  cat <<'TASK'
+# One run per array task, its output in its logdir. Slurm's warning before
+# the time limit (USR1) stops the run gracefully (SIGTERM: it checkpoints)
+# and requeues the task, which then resumes from the checkpoint; a preempted
+# or cancelled task gets SIGTERM from Slurm itself.
+logdir=${logdirs[$SLURM_ARRAY_TASK_ID]}
+mkdir -p "$logdir"
+exec >> "$logdir/slurm.out" 2>&1
+echo "== $(date '+%F %T') job ${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID" \
+  "(id $SLURM_JOB_ID), restart ${SLURM_RESTART_COUNT:-0}, on $(hostname)"
+requeue=0
+on_warning() {
+  requeue=1
+  echo "== $(date '+%F %T') time limit near: checkpoint and requeue"
+  kill -TERM "$run" 2>/dev/null
+}
+trap on_warning USR1
+trap 'kill -TERM "$run" 2>/dev/null' TERM
+eval "exec ${commands[$SLURM_ARRAY_TASK_ID]}" &  # $! is the run itself.
+run=$!
+code=0
+wait "$run" || code=$?
+while kill -0 "$run" 2>/dev/null; do  # A trap interrupted the wait.
+  code=0
+  wait "$run" || code=$?
+done
+echo "$code" > "$logdir/exit_code"
+if [ "$requeue" = 1 ] && [ "$code" = 0 ]; then
+  scontrol requeue "$SLURM_JOB_ID"
+fi
+echo "== $(date '+%F %T') exit code $code"
+exit "$code"
+TASK
+}
+
+submit() {  # figure: submits RUNS as one job array
+  local script="$LOGROOT/$1/slurm-$(date +%Y%m%dT%H%M%S).sh"
+  local sbatch=(sbatch --parsable)
+  [ -z "$CLUSTER_ARGS" ] || read -r -a extra <<< "$CLUSTER_ARGS"
+  sbatch+=(${extra[@]+"${extra[@]}"} "$script")
+  if [ "$DRY_RUN" = 1 ]; then
+    batch_script "$1"
+    echo "# ${sbatch[*]}"
+    return
+  fi
+  mkdir -p "$(dirname "$script")"
+  batch_script "$1" > "$script"
+  local job
+  job=$("${sbatch[@]}")
+  echo "Submitted $(( ${#RUNS[@]} / 2 )) runs as job array $job ($script)"
+}
+
 run_figure() {  # figure
   figure_runs "$1"
+  if [ "$LAUNCHER" = slurm ]; then
+    [ ${#RUNS[@]} -gt 0 ] || return 0
+    submit "$1"
+    return
+  fi
+  [ "$LAUNCHER" = local ] || {
+    echo "unknown LAUNCHER '$LAUNCHER': use local or slurm" >&2; return 2; }
   if [ "$DRY_RUN" = 1 ]; then
     for ((i = 1; i < ${#RUNS[@]}; i += 2)); do echo "${RUNS[i]}"; done
     return

@@ -4,7 +4,8 @@
 # (--derived_starts False); without reliability weights
 # (--reliability_weights False); and Dreamer. Each leaves out one part.
 #   runs/idm_ablation.sh
-#   python runs/plot.py runs/logdir/idm_ablation --output runs/results/idm_ablation
+#   python runs/plot.py runs/logdir/idm_ablation \
+#       --output runs/results/idm_ablation
 # Variables: see runs/common.sh.
 : "${TASKS:=hopper_hop hopper_stand walker_run cartpole_swingup}"
 : "${METHODS:=idm idm_no_constraint idm_original_only idm_no_weights dreamer}"

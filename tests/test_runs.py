@@ -478,3 +478,41 @@ def test_idm_figure1_decodes_derived_memory(tiny_runs, tmp_path):
       str(output))
   assert process.returncode == 1
   assert last_line(process).endswith('dreamer/0 is no IDM run')
+
+
+def test_slurm_launcher_writes_one_job_array(tmp_path):
+  finished = tmp_path / 'idm_vs_dreamer' / 'walker_run' / 'idm' / '1'
+  finished.mkdir(parents=True)
+  with (finished / 'variables.pkl').open('wb') as f:
+    pickle.dump({'_step': np.int64(10 ** 6)}, f)
+  lines = dry_run(
+      'idm_vs_dreamer.sh', LAUNCHER='slurm', LOGROOT=str(tmp_path),
+      PYTHON=sys.executable, TASKS='walker_run', SEEDS='0 1',
+      CLUSTER_PARTITION='gpu', CLUSTER_TIME='24:00:00', CLUSTER_GPUS='2',
+      CLUSTER_MEM='32G', CLUSTER_ACCOUNT='lab', CLUSTER_SIGNAL='300',
+      CLUSTER_ARGS='--qos=long --exclude=node7')
+  assert lines[0] == f'# finished: {finished}'
+  script = lines[1:-1]
+  assert script[0] == '#!/usr/bin/env bash'
+  for option in (
+      '--job-name=idm_vs_dreamer', '--array=0-2', '--requeue',
+      '--signal=B:USR1@300', '--cpus-per-task=4', '--gres=gpu:2',
+      '--partition=gpu', '--time=24:00:00', '--mem=32G', '--account=lab'):
+    assert f'#SBATCH {option}' in script, option
+  logdirs = [line for line in script if line.startswith('logdirs=(')][0]
+  assert logdirs.split() == ['logdirs=(' + str(
+      tmp_path / 'idm_vs_dreamer' / 'walker_run' / 'dreamer' / '0')] + [
+      str(tmp_path / 'idm_vs_dreamer' / 'walker_run' / m / s)
+      for m, s in (('dreamer', '1'), ('idm', '0'))] + [')']
+  assert '  scontrol requeue "$SLURM_JOB_ID"' in script
+  assert lines[-1].startswith(
+      '# sbatch --parsable --qos=long --exclude=node7 '
+      f'{tmp_path}/idm_vs_dreamer/slurm-')
+  # Without a GPU, no gres; an unknown launcher is refused.
+  lines = dry_run(
+      'idm_vs_dreamer.sh', LAUNCHER='slurm', CLUSTER_GPUS='0', SEEDS='0')
+  assert not [line for line in lines if '--gres' in line]
+  process = subprocess.run(
+      ['bash', str(ROOT / 'runs' / 'idm_vs_dreamer.sh')], capture_output=True,
+      text=True, env=dict(os.environ, LAUNCHER='pbs', DRY_RUN='1'))
+  assert process.returncode != 0 and "unknown LAUNCHER 'pbs'" in process.stderr
