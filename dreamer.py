@@ -71,6 +71,8 @@ def define_config():
   config.pcont_scale = 10.0
   config.weight_decay = 0.0
   config.weight_decay_pattern = r'.*'
+  # Upstream's RSSM sampled one noise vector for every state of a batch.
+  config.shared_noise = False
   # Training.
   config.batch_size = 50
   config.batch_length = 50
@@ -358,7 +360,8 @@ class Dreamer(tools.Module):
     act = acts[self._c.dense_act]
     self._encode = models.ConvEncoder(self._c.cnn_depth, cnn_act)
     self._dynamics = models.RSSM(
-        self._c.stoch_size, self._c.deter_size, self._c.deter_size)
+        self._c.stoch_size, self._c.deter_size, self._c.deter_size,
+        shared_noise=self._c.shared_noise)
     self._decode = models.ConvDecoder(self._c.cnn_depth, cnn_act)
     self._reward = models.DenseDecoder((), 2, self._c.num_units, act=act)
     if self._c.pcont:

@@ -17,9 +17,12 @@ from tensorflow_probability import distributions as tfd
 class RSSM(tools.Module):
   """Recurrent state-space model: GRU path `deter`, Gaussian state `stoch`."""
 
-  def __init__(self, stoch=30, deter=200, hidden=200, act=tf.nn.elu):
+  def __init__(
+      self, stoch=30, deter=200, hidden=200, act=tf.nn.elu,
+      shared_noise=False):
     super().__init__()
     self._activation = act
+    self._shared_noise = shared_noise
     self._stoch_size = stoch
     self._deter_size = deter
     self._hidden_size = hidden
@@ -79,7 +82,10 @@ class RSSM(tools.Module):
   def _state(self, x, deter):
     mean, std = tf.split(tf.cast(x, tf.float32), 2, -1)
     std = tf.nn.softplus(std) + 0.1
-    stoch = self.get_dist({'mean': mean, 'std': std}).sample()
+    if self._shared_noise:  # Upstream's sampler: one noise for the batch.
+      stoch = mean + std * tf.random.normal(tf.shape(mean)[-1:])
+    else:
+      stoch = self.get_dist({'mean': mean, 'std': std}).sample()
     return {'mean': mean, 'std': std, 'stoch': stoch, 'deter': deter}
 
 

@@ -1,17 +1,25 @@
-"""Speed and memory of the agent on this machine; prints and writes JSON.
+"""Speed and memory of the agents on this machine: JSON and the README table.
 
-  python runs/benchmark.py                      # everything, about 15 minutes on 2 CPU cores
-  python runs/benchmark.py --only train_graph_reduced policy collect
+  python runs/benchmark.py                # every measure, about 40 minutes on
+                                          # 2 CPU cores
+  python runs/benchmark.py --only train/dreamer policy
+  python runs/benchmark.py --readme       # the README table from the JSON
 
-Each measurement runs in its own process so that peak memory is its own. Train steps use
-random batches of the configured size; collection runs the untrained agent's policy with
-exploration noise in a real environment, rendering every agent step.
+Each measure runs in its own process, so that its peak memory is its own.
+Train steps use a random batch of the size's shape; the policy is called
+with batch 1 at the default size, in training (sample, noise) and evaluation
+(mode of 100 samples) mode; collection runs the untrained agent's policy in
+walker_walk at action repeat 2, rendering every agent step. A run writes every
+number with the machine and the commit that measured it to
+runs/results/benchmark.json, and the README's table between its markers.
 """
 
 import argparse
+import datetime
 import json
 import os
 import pathlib
+import platform
 import resource
 import subprocess
 import sys
@@ -21,161 +29,284 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / 'runs')]
+import methods  # noqa: E402  (no TensorFlow)
 
+OUTPUT = ROOT / 'runs' / 'results' / 'benchmark.json'
+README = ROOT / 'README.md'
 SIZES = {
     'default': dict(batch_size=50, batch_length=50, cnn_depth=32),
     'reduced': dict(batch_size=16, batch_length=50, cnn_depth=16),
 }
+PRECISIONS = {'32': 32, 'bf16': 'bf16'}
 
-MEASURES = [
-    'train_graph_default', 'train_graph_reduced', 'train_xla_default', 'train_xla_reduced',
-    'policy', 'collect']
+
+def measures():
+  """Every measure's name: kind/what/precision/..."""
+  names = []
+  for agent in ('dreamer', 'bird', 'idm'):
+    for precision in PRECISIONS:
+      for size in SIZES:
+        names.append(f'train/{agent}/{precision}/graph/{size}')
+  names += [f'train/dreamer/32/xla/{size}' for size in SIZES]
+  names += [
+      f'policy/{p}/{mode}' for p in PRECISIONS for mode in ('eval', 'train')]
+  names += [f'collect/{p}/envs1' for p in PRECISIONS]
+  names += ['collect/32/envs2-process']
+  return names
 
 
 def peak_rss_gib():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def make_agent(overrides, logdir, agent='dreamer'):
+def make_agent(agent, logdir, **overrides):
+  import importlib
   import dreamer
   import tools
   import wrappers
-  module = __import__(agent)
-  config = module.define_config()
+  module, name = methods.method(agent)[1].rsplit('.', 1)
+  config = importlib.import_module(module).define_config()
   config.update(overrides)
   config.logdir = pathlib.Path(logdir)
   dreamer.setup(config)
   logger = tools.Logger(logdir, config.steps)
   actspace = wrappers.Box(-np.ones(6), np.ones(6))
-  agent_class = {'dreamer': 'Dreamer', 'bird': 'BIRD', 'idm': 'IDM'}[agent]
-  return getattr(module, agent_class)(config, pathlib.Path(logdir) / 'episodes', actspace,
-                                      logger), config
+  agent_class = getattr(importlib.import_module(module), name)
+  agent = agent_class(config, config.logdir / 'episodes', actspace, logger)
+  return agent, config
 
 
-def measure_train(size, jit, steps, agent):
+def measure_train(agent, precision, mode, size, steps):
   with tempfile.TemporaryDirectory() as logdir:
-    if jit:
-      # XLA dumps each module it compiles (before TensorFlow starts in this process).
-      dump = pathlib.Path(logdir) / 'xla'
+    dump = pathlib.Path(logdir) / 'xla'
+    if mode == 'xla':  # XLA reads it when TensorFlow starts.
       os.environ['XLA_FLAGS'] = f'--xla_dump_to={dump} --xla_dump_hlo_as_text'
-    agent, config = make_agent(dict(SIZES[size], jit=jit, precision=32), logdir, agent)
-    import tools  # After XLA_FLAGS: TensorFlow reads them at import.
+    agent, config = make_agent(
+        agent, logdir, jit=mode == 'xla', precision=PRECISIONS[precision],
+        **SIZES[size])
+    import tools
     batch = tools.random_batch((config.batch_size, config.batch_length), 6)
     times = []
     for _ in range(steps + 2):
-      start = time.time()
-      metrics = agent.train(batch)
-      float(metrics['model_loss'])  # Wait for the step to finish.
-      times.append(time.time() - start)
+      start = time.perf_counter()
+      float(agent.train(batch)['model_loss'])  # Waits for the step.
+      times.append(time.perf_counter() - start)
+    compiled = len(list(dump.glob('*_train_*before_optimizations.txt')))
     return dict(
         first_call_s=times[0], second_call_s=times[1],
-        steady_median_s=float(np.median(times[2:])), steady_min_s=float(np.min(times[2:])),
-        call_times_s=[round(t, 3) for t in times], steps=steps,
-        traces=agent._train_fn.experimental_get_tracing_count(), peak_rss_gib=peak_rss_gib(),
-        xla_compilations=(
-            len(list(dump.glob('*_train_*before_optimizations.txt'))) if jit else None))
+        median_s=float(np.median(times[2:])), min_s=float(np.min(times[2:])),
+        calls_s=[round(t, 3) for t in times],
+        traces=agent._train_fn.experimental_get_tracing_count(),
+        xla_compilations=compiled if mode == 'xla' else None,
+        peak_rss_gib=peak_rss_gib())
 
 
-def measure_policy(calls):
+def measure_policy(precision, mode, calls):
   with tempfile.TemporaryDirectory() as logdir:
-    agent, config = make_agent(dict(SIZES['default']), logdir)
+    agent, _ = make_agent(
+        'dreamer', logdir, precision=PRECISIONS[precision], **SIZES['default'])
+    agent._should_train = lambda step: False
+    training = mode == 'train'
     obs = {'image': np.zeros((1, 64, 64, 3), np.uint8)}
+    _, state = agent(obs, np.array([True]), None, training=training)
     reset = np.array([False])
-    _, state = agent(obs, np.array([True]), None, training=False)
-    for _ in range(20):
-      _, state = agent(obs, reset, state, training=False)
     times = []
-    for _ in range(calls):
-      start = time.time()
-      _, state = agent(obs, reset, state, training=False)
-      times.append(time.time() - start)
+    for index in range(calls + 50):
+      start = time.perf_counter()
+      _, state = agent(obs, reset, state, training=training)
+      times.append(time.perf_counter() - start)
+    times = times[50:]
     return dict(
-        median_ms=1000 * float(np.median(times)), calls=calls, peak_rss_gib=peak_rss_gib())
+        median_ms=1000 * float(np.median(times)),
+        p90_ms=1000 * float(np.percentile(times, 90)), calls=calls,
+        traces=agent._policy_fn.experimental_get_tracing_count(),
+        peak_rss_gib=peak_rss_gib())
 
 
-def measure_collect(task, frames, parallel):
+def measure_collect(precision, envs, frames):
   import dreamer
   import tools
+  count, parallel = (1, 'none') if envs == 'envs1' else (2, 'process')
   with tempfile.TemporaryDirectory() as logdir:
-    # No training and no stored episodes: this times acting, physics and rendering.
-    agent, config = make_agent(dict(
-        SIZES['default'], task=task, parallel=parallel, log_images=False), logdir)
+    # No training and no stored episodes: acting, physics and rendering.
+    agent, config = make_agent(
+        'dreamer', logdir, task='dmc_walker_walk', envs=count,
+        parallel=parallel, log_images=False, precision=PRECISIONS[precision],
+        **SIZES['default'])
     logger = tools.Logger(logdir, 0)
-    env = dreamer.make_env(config, logger, 'bench', pathlib.Path(logdir) / 'x', store=False)
+    datadir = pathlib.Path(logdir) / 'unused'
+    envs = [
+        dreamer.make_env(config, logger, 'train', datadir, False, index)
+        for index in range(count)]
     agent._should_train = lambda step: False
     try:
-      tools.simulate(agent, [env], steps=10)  # Warm up: trace the policy, open the renderer.
-      start = time.time()
-      tools.simulate(agent, [env], steps=frames // config.action_repeat)
-      duration = time.time() - start
+      tools.simulate(agent, envs, steps=10)  # Traces, opens the renderers.
+      start = time.perf_counter()
+      tools.simulate(agent, envs, steps=frames // config.action_repeat)
+      duration = time.perf_counter() - start
     finally:
-      env.close()
+      for env in envs:
+        env.close()
     return dict(
-        env_frames_per_s=frames / duration, frames=frames, task=task, parallel=parallel,
-        action_repeat=config.action_repeat, peak_rss_gib=peak_rss_gib())
+        env_frames_per_s=frames / duration, frames=frames,
+        task='dmc_walker_walk', action_repeat=config.action_repeat,
+        envs=count, parallel=parallel, peak_rss_gib=peak_rss_gib())
 
 
 def run_one(name, args):
-  if name.startswith('train_'):
-    _, mode, size = name.split('_')
-    steps = args.steps if size == 'reduced' or mode == 'graph' else max(2, args.steps // 3)
-    return measure_train(size, mode == 'xla', steps, args.agent)
-  if name == 'policy':
-    return measure_policy(args.calls)
-  if name == 'collect':
-    return measure_collect(args.task, args.frames, args.parallel)
+  parts = name.split('/')
+  if parts[0] == 'train':
+    _, agent, precision, mode, size = parts
+    steps = args.steps if mode == 'graph' else max(2, args.steps // 2)
+    return measure_train(agent, precision, mode, size, steps)
+  if parts[0] == 'policy':
+    return measure_policy(parts[1], parts[2], args.calls)
+  if parts[0] == 'collect':
+    return measure_collect(parts[1], parts[2], args.frames)
   raise ValueError(name)
 
 
-UPSTREAM = {
-    'train_graph_default': 'steady 7.1 s (6.7-8.5), first trace + step 39 s, peak 6.5 GiB',
-    'train_graph_reduced': 'steady 1.30 s, peak 2.9 GiB',
-    'train_xla_default': 'steady 17.4 s, compile 86 s',
-    'train_xla_reduced': 'steady 2.84 s, compile 57 s',
-    'policy': '2.0 ms',
-    'collect': '39 env frames/s (walker_walk, repeat 2)',
-}
+def machine():
+  cpu = platform.processor()
+  if pathlib.Path('/proc/cpuinfo').exists():
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        cpu = line.split(':', 1)[1].strip()
+        break
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30
+  import dreamer
+  return dict(
+      cpu=cpu, cores=os.cpu_count(), memory_gib=round(memory, 1),
+      gpu=bool(dreamer.tools.gpu_generations()),
+      python=platform.python_version(),
+      **{k: v for k, v in dreamer.versions().items() if v})
+
+
+def commit():
+  try:
+    return subprocess.run(
+        ['git', '-C', str(ROOT), 'describe', '--always', '--dirty'],
+        capture_output=True, text=True, timeout=10).stdout.strip() or None
+  except OSError:
+    return None
+
+
+def cell(results, name, key, unit, scale=1.0, digits=2):
+  result = results.get(name)
+  if not result or key not in result:
+    return '–'
+  return f'{result[key] * scale:.{digits}f} {unit}'
+
+
+def provenance(results):
+  """Where and when the results were measured, one line per distinct run."""
+  seen = {}
+  for result in results.values():
+    if 'commit' in result:
+      machine = result['machine']
+      key = (
+          f'{result["date"]} at commit `{result["commit"]}` on '
+          f'{machine["cpu"]}, {machine["cores"]} cores, '
+          f'{machine["memory_gib"]} GiB, {"a" if machine["gpu"] else "no"} '
+          f'GPU, TensorFlow {machine.get("tensorflow")}')
+      seen[key] = seen.get(key, 0) + 1
+  return [f'Measured {key} ({n} measures).' for key, n in seen.items()]
+
+
+def readme_table(data):
+  """The README's benchmark table, from the JSON."""
+  results = data['results']
+  lines = provenance(results) + [
+      '', '| measure | float32 | bfloat16 (`--precision bf16`) |',
+      '| --- | --- | --- |']
+  for agent in ('dreamer', 'bird', 'idm'):
+    for size in SIZES:
+      row = [f'{agent} train step, {size} size, graph']
+      for precision in PRECISIONS:
+        name = f'train/{agent}/{precision}/graph/{size}'
+        text = cell(results, name, 'median_s', 's')
+        if name in results:
+          text += f' (peak {results[name]["peak_rss_gib"]:.1f} GiB)'
+        row.append(text)
+      lines.append('| ' + ' | '.join(row) + ' |')
+  for size in SIZES:
+    name = f'train/dreamer/32/xla/{size}'
+    result = results.get(name, {})
+    lines.append(
+        f'| dreamer train step, {size} size, XLA | '
+        f'{cell(results, name, "median_s", "s")}; first call '
+        f'{cell(results, name, "first_call_s", "s", digits=1)}, '
+        f'{result.get("xla_compilations", "–")} compilation | |')
+  for mode, what in (('eval', 'evaluation (mode)'), ('train', 'training')):
+    lines.append(
+        f'| policy call, batch 1, {what} | ' + ' | '.join(
+            cell(results, f'policy/{p}/{mode}', 'median_ms', 'ms')
+            for p in PRECISIONS) + ' |')
+  lines.append(
+      '| collection, walker_walk, 1 env | ' + ' | '.join(
+          cell(results, f'collect/{p}/envs1', 'env_frames_per_s',
+               'env frames/s', digits=1) for p in PRECISIONS) + ' |')
+  lines.append(
+      '| collection, 2 envs, `--parallel process` | ' + cell(
+          results, 'collect/32/envs2-process', 'env_frames_per_s',
+          'env frames/s', digits=1) + ' | |')
+  return '\n'.join(lines) + '\n'
+
+
+def write_readme(data):
+  begin, end = '<!-- benchmark:begin -->\n', '<!-- benchmark:end -->'
+  text = README.read_text()
+  if begin not in text or end not in text:
+    sys.exit('benchmark.py: error: README.md lacks the benchmark markers')
+  head, rest = text.split(begin, 1)
+  tail = rest.split(end, 1)[1]
+  README.write_text(head + begin + readme_table(data) + end + tail)
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--only', nargs='*', choices=MEASURES, default=MEASURES)
-  parser.add_argument('--steps', type=int, default=6, help='steady train steps to time')
-  parser.add_argument('--calls', type=int, default=200, help='policy calls to time')
-  parser.add_argument('--frames', type=int, default=1000, help='env frames to collect')
-  parser.add_argument('--task', default='dmc_walker_walk')
-  parser.add_argument('--parallel', default='none', choices=['none', 'thread', 'process'])
-  parser.add_argument('--agent', default='dreamer', choices=['dreamer', 'bird', 'idm'])
-  parser.add_argument('--output', default=str(ROOT / 'runs' / 'results' / 'benchmark.json'))
+  parser.add_argument(
+      '--only', nargs='*', default=[],
+      help='measures whose names start with one of these')
+  parser.add_argument('--steps', type=int, default=6, help='train steps timed')
+  parser.add_argument('--calls', type=int, default=300, help='policy calls')
+  parser.add_argument('--frames', type=int, default=1000, help='env frames')
+  parser.add_argument(
+      '--readme', action='store_true', help="only rewrite README's table")
   parser.add_argument('--child', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
     print('RESULT ' + json.dumps(run_one(args.child, args)), flush=True)
     return
-  results = {}
-  for name in args.only:
+  if args.readme:
+    write_readme(json.loads(OUTPUT.read_text()))
+    return
+  names = [
+      n for n in measures()
+      if not args.only or any(n.startswith(p) for p in args.only)]
+  data = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {}
+  data.setdefault('results', {})
+  provenance = dict(
+      commit=commit(), machine=machine(),
+      date=datetime.date.today().isoformat())
+  for name in names:
     print(f'--- {name}', flush=True)
     command = [sys.executable, __file__, '--child', name] + [
-        f'--{k}={v}' for k, v in vars(args).items()
-        if k in ('steps', 'calls', 'frames', 'task', 'parallel', 'agent')]
+        f'--{k}={getattr(args, k)}' for k in ('steps', 'calls', 'frames')]
     process = subprocess.run(command, capture_output=True, text=True)
     lines = [l for l in process.stdout.splitlines() if l.startswith('RESULT ')]
     if process.returncode or not lines:
-      print(process.stdout[-2000:], process.stderr[-4000:], file=sys.stderr)
-      results[name] = {'error': f'exit code {process.returncode}'}
+      print(process.stderr[-3000:], file=sys.stderr)
+      data['results'][name] = {'error': f'exit code {process.returncode}'}
       continue
-    key = name if args.agent == 'dreamer' or not name.startswith('train_') else (
-        f'{args.agent}/{name}')
-    results[key] = json.loads(lines[-1][len('RESULT '):])
-    print(f'{key}: {json.dumps(results[key])}')
-    print(f'  upstream (Dreamer): {UPSTREAM[name]}', flush=True)
-  output = pathlib.Path(args.output)
-  output.parent.mkdir(parents=True, exist_ok=True)
-  previous = json.loads(output.read_text()) if output.exists() else {}
-  previous.update(results)
-  output.write_text(json.dumps(previous, indent=2) + '\n')
-  print(f'Wrote {output}')
+    data['results'][name] = dict(
+        json.loads(lines[-1][len('RESULT '):]), **provenance)
+    print(json.dumps(data['results'][name]), flush=True)
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(data, indent=1) + '\n')
+  write_readme(data)
+  print(f'Wrote {OUTPUT} and the table in {README}')
 
 
 if __name__ == '__main__':

@@ -363,3 +363,14 @@ def test_model_error_is_logged_per_horizon(tmp_path):
   # Its batch does not change the training batches that follow.
   np.testing.assert_array_equal(
       agent._replay._random.get_state()[1], replay_state)
+
+
+def test_shared_noise_key_reaches_imagination(tmp_path):
+  for shared in (False, True):
+    agent = make_agent(tiny_config(tmp_path / str(shared), shared_noise=shared))
+    data = dreamer.preprocess(random_batch(agent._c), agent._c)
+    _, outs, _ = agent._model_loss(data)
+    imag = agent._imagine_ahead(outs)
+    noise = ((imag['stoch'] - imag['mean']) / imag['std']).numpy()
+    # Every imagined trajectory shares its step's noise, as upstream's.
+    assert np.allclose(noise, noise[:, :1], atol=1e-4) == shared

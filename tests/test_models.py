@@ -69,3 +69,19 @@ def test_action_decoder_bounded_samples_and_initial_std():
   assert np.mean(np.abs(sample) > 0.9) > 0.6
   assert np.all(np.isfinite(dist.entropy().numpy()))
   assert np.all(np.abs(dist.mode().numpy()) <= 1)
+
+
+def test_shared_noise_is_upstreams_sampler():
+  embed = tf.random.normal([5, 4, 10])
+  action = tf.random.normal([5, 4, 2])
+  for shared in (False, True):
+    rssm = models.RSSM(stoch=3, deter=6, hidden=5, shared_noise=shared)
+    post, prior = rssm.observe(embed, action)
+    for state in (post, prior):
+      noise = ((state['stoch'] - state['mean']) / state['std']).numpy()
+      # Upstream drew noise of the event's shape only: one vector for every
+      # batch element at a step, another at the next step.
+      same = np.allclose(noise, noise[:1], atol=1e-5)
+      assert same == shared
+      assert not np.allclose(noise[:, 0], noise[:, 1])
+      assert np.abs(noise).max() < 6

@@ -54,7 +54,9 @@ def test_config_has_upstreams_keys_and_defaults():
     assert config[key] == value, key
   assert config.precision == 32 and config.jit is False  # No GPU here.
   new = set(config) - set(UPSTREAM) - {'logdir', 'precision'}
-  assert new == {'jit', 'deterministic', 'nonfinite_limit', 'dataset_size'}
+  assert new == {
+      'jit', 'deterministic', 'nonfinite_limit', 'dataset_size',
+      'shared_noise'}
 
 
 def test_extensions_change_only_their_keys():
