@@ -72,8 +72,8 @@ def full_disk(write_atomic, append_line, name, nth):
 
 
 def nan_rewards(sample):
-  def nan_sample(self, batch_size):
-    batch = sample(self, batch_size)
+  def nan_sample(self, batch_size, random=None):
+    batch = sample(self, batch_size, random)
     logdir = self._directory.parent
     if (logdir / 'variables.pkl').exists():
       if not (logdir / 'good.pkl').exists():

@@ -1,13 +1,23 @@
 """Golden outputs: the first train steps of every agent stay as recorded.
 
-A refactor keeps them equal on the CPU; a deliberate change of numerics
-regenerates them in a commit of its own that says why:
+A refactor keeps them equal on the CPU (to 1e-6 relative); a deliberate change
+of numerics regenerates them in a commit of its own that says why:
 
-  python -m pytest tests/test_golden.py --update-golden   # rewrites golden.json
+  python -m pytest tests/test_golden.py --update-golden   # this machine's
+
+float32 kernels round differently on another CPU (measured: 5e-6 relative in
+Soft-BIRD's third actor gradient norm between two 2-core Xeons, both running
+the code before the refactor), so golden.json holds one recording per
+machine. On a machine it has a recording of, the outputs must match it to
+1e-6; on any other, the first recording to 1e-4, with a warning naming the
+machine. Record a new machine only from code whose numerics are the
+reference, e.g. a checkout of the commit that first recorded them.
 """
 
 import json
+import os
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -54,19 +64,45 @@ def first_steps(name, logdir):
     tf_config.disable_op_determinism()
 
 
-@pytest.mark.parametrize('name', sorted(CASES))
-def test_first_train_steps_match_the_recording(request, tmp_path, name):
-  actual = first_steps(name, tmp_path)
-  golden = json.loads(FIXTURE.read_text()) if FIXTURE.exists() else {}
-  if request.config.getoption('--update-golden'):
-    golden[name] = actual
-    FIXTURE.write_text(json.dumps(golden, indent=1, sort_keys=True) + '\n')
-    return
-  expected = golden[name]
+def machine():
+  """What float32 results depend on: the CPU, its vector units, threads."""
+  model, flags = 'unknown CPU', set()
+  for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+    key, _, value = line.partition(':')
+    if key.strip() == 'model name':
+      model = value.strip()
+    elif key.strip() == 'flags':
+      flags = set(value.split())
+  units = sorted(f for f in flags if f.startswith(('avx', 'amx', 'fma')))
+  return f'{model}; {" ".join(units)}; {os.cpu_count()} cpus'
+
+
+def compare(actual, expected, rtol, name):
   assert len(actual) == len(expected) == STEPS
   for step, (want, got) in enumerate(zip(expected, actual)):
     assert sorted(got) == sorted(want), step
     for key in want:
       np.testing.assert_allclose(
-          got[key], want[key], rtol=1e-6, atol=1e-9,
+          got[key], want[key], rtol=rtol, atol=1e-9,
           err_msg=f'{name}, step {step}, {key}')
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_first_train_steps_match_the_recording(request, tmp_path, name):
+  actual = first_steps(name, tmp_path)
+  recordings = json.loads(FIXTURE.read_text()) if FIXTURE.exists() else []
+  here = [r for r in recordings if r['machine'] == machine()]
+  if request.config.getoption('--update-golden'):
+    if not here:
+      here = [dict(machine=machine(), cases={})]
+      recordings.append(here[0])
+    here[0]['cases'][name] = actual
+    FIXTURE.write_text(json.dumps(recordings, indent=1, sort_keys=True) + '\n')
+    return
+  if here:
+    compare(actual, here[0]['cases'][name], 1e-6, name)
+    return
+  warnings.warn(
+      f'golden.json has no recording of this machine ({machine()}): '
+      'compared to 1e-4 instead of 1e-6')
+  compare(actual, recordings[0]['cases'][name], 1e-4, name)
