@@ -61,12 +61,12 @@ class RSSM(tools.Module):
   def get_dist(self, state):
     return tfd.MultivariateNormalDiag(state['mean'], state['std'])
 
-  def obs_step(self, prev_state, prev_action, embed):
+  def obs_step(self, prev_state, prev_action, embed, seed=None):
     prior = self.img_step(prev_state, prev_action)
     x = tf.concat([prior['deter'], embed], -1)
     x = self.get('obs1', tfkl.Dense, self._hidden_size, self._activation)(x)
     x = self.get('obs2', tfkl.Dense, 2 * self._stoch_size, None)(x)
-    post = self._state(x, prior['deter'])
+    post = self._state(x, prior['deter'], seed)
     return post, prior
 
   def img_step(self, prev_state, prev_action):
@@ -79,13 +79,18 @@ class RSSM(tools.Module):
     x = self.get('img3', tfkl.Dense, 2 * self._stoch_size, None)(x)
     return self._state(x, deter)
 
-  def _state(self, x, deter):
+  def _state(self, x, deter, seed=None):
+    # A seed (shape [2]) samples statelessly, which XLA keeps seeded.
     mean, std = tf.split(tf.cast(x, tf.float32), 2, -1)
     std = tf.nn.softplus(std) + 0.1
     if self._shared_noise:  # Upstream's sampler: one noise for the batch.
-      stoch = mean + std * tf.random.normal(tf.shape(mean)[-1:])
+      shape = tf.shape(mean)[-1:]
+      noise = (
+          tf.random.normal(shape) if seed is None else
+          tf.random.stateless_normal(shape, seed))
+      stoch = mean + std * noise
     else:
-      stoch = self.get_dist({'mean': mean, 'std': std}).sample()
+      stoch = self.get_dist({'mean': mean, 'std': std}).sample(seed=seed)
     return {'mean': mean, 'std': std, 'stoch': stoch, 'deter': deter}
 
 

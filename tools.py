@@ -370,8 +370,8 @@ class SampleDist:
     samples = self._dist.sample(self._samples)
     return tf.reduce_mean(samples, 0)
 
-  def mode(self):
-    sample = self._dist.sample(self._samples)
+  def mode(self, seed=None):
+    sample = self._dist.sample(self._samples, seed=seed)
     logprob = self._dist.log_prob(sample)
     # The best sample of each batch element (upstream took element 0's).
     best = tf.one_hot(

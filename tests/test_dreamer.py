@@ -168,6 +168,51 @@ def test_policy_traces_once_per_mode(agent):
   assert agent._policy_fn.experimental_get_tracing_count() == 2
 
 
+IMAGES = {'image': np.random.RandomState(0).randint(
+    0, 256, (2, 64, 64, 3)).astype(np.uint8)}
+
+
+def policy_actions(agent, training, calls=3):
+  agent._should_train = lambda step: False
+  state, actions = None, []
+  for index in range(calls):
+    action, state = agent(IMAGES, np.array([index == 0] * 2), state, training)
+    actions.append(action)
+  return np.array(actions)
+
+
+def test_policy_is_seeded_and_compiled_as_the_graph_computes(tmp_path):
+  agent = make_agent(tiny_config(tmp_path, seed=3, eval_noise=0.3))
+  assert agent._random.randint(2 ** 31) == np.random.RandomState(3).randint(
+      2 ** 31)
+  for training in (False, True):
+    actions = {}
+    for seed in (3, 3, 4):
+      # The posterior, actor and exploration samples follow --seed, under
+      # XLA too (which ignores TensorFlow's global seed).
+      agent._random = np.random.RandomState(seed)
+      actions.setdefault(seed, []).append(policy_actions(agent, training))
+    np.testing.assert_array_equal(*actions[3])
+    assert not np.allclose(actions[3][0], actions[4][0])
+    assert np.all(np.abs(actions[4][0]) <= 1)
+  # Training mode counts the env steps, evaluation does not.
+  assert agent.step == 3 * 3 * 2 * agent._c.action_repeat
+  # The XLA-compiled policy computes the plain graph's posterior (XLA draws
+  # other numbers from a seed than TF's kernels, so samples are compared by
+  # their seeding above).
+  graph = tf.function(agent.policy, autograph=False)
+  state = (agent._dynamics.initial(2), tf.zeros((2, 2)))
+  seed = tf.constant([1, 2], tf.int32)
+  for training in (False, True):
+    outputs = [
+        function(IMAGES, state, training, 0.3, seed)[1][0]
+        for function in (agent._policy_fn, graph)]
+    for key in ('mean', 'std', 'deter'):
+      np.testing.assert_allclose(
+          outputs[0][key], outputs[1][key], rtol=1e-5, atol=1e-6,
+          err_msg=key)
+
+
 def test_checkpoint_round_trip_includes_optimizer_state_and_step(tmp_path):
   first = make_agent(tiny_config(tmp_path / 'a'))
   train_eagerly(first, random_batch(first._c))
