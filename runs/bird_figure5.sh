@@ -12,6 +12,4 @@
 source "$(dirname "$0")/common.sh"
 : "${OUTPUT:=$ROOT/runs/results/bird_figure5}"
 run_figure "$FIGURE"
-[ "$DRY_RUN" = 1 ] && exit 0
-"$PYTHON" "$ROOT/runs/plot.py" "$LOGROOT/$FIGURE" --output "$OUTPUT" \
-  --metric model_error --metric model_error_15
+plot_metrics "$FIGURE" "$OUTPUT" model_error model_error_15

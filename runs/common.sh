@@ -167,6 +167,18 @@ submit() {  # figure: submits RUNS as one job array
   echo "Submitted $(( ${#RUNS[@]} / 2 )) runs as job array $job ($script)"
 }
 
+plot_metrics() {  # figure output metric...: plots those metrics of its runs
+  [ "$DRY_RUN" = 1 ] && return 0
+  local command=("$PYTHON" "$ROOT/runs/plot.py" "$LOGROOT/$1" --output "$2")
+  local metric
+  for metric in "${@:3}"; do command+=(--metric "$metric"); done
+  if [ "$LAUNCHER" = slurm ]; then  # The runs have only been submitted.
+    echo "When the runs have finished: ${command[*]}"
+    return 0
+  fi
+  "${command[@]}"
+}
+
 run_figure() {  # figure
   figure_runs "$1"
   if [ "$LAUNCHER" = slurm ]; then

@@ -12,7 +12,5 @@
 source "$(dirname "$0")/common.sh"
 : "${OUTPUT:=$ROOT/runs/results/idm_figure2}"
 run_figure "$FIGURE"
-[ "$DRY_RUN" = 1 ] && exit 0
-"$PYTHON" "$ROOT/runs/plot.py" "$LOGROOT/$FIGURE" --output "$OUTPUT" \
-  --metric evaluator_loss --metric evaluator_accuracy --metric weight_std \
-  --metric weight_min --metric weight_max
+plot_metrics "$FIGURE" "$OUTPUT" evaluator_loss evaluator_accuracy weight_std \
+  weight_min weight_max

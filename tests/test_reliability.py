@@ -135,13 +135,25 @@ def test_signal_stops_gracefully(tmp_path, signum, parallel):
 
 def env_workers(pid):
   """Spawned environment workers of a process (not multiprocessing's resource
-  tracker)."""
+  tracker).
+
+  Found by their parent in /proc/*/stat, not in /proc/PID/task/*/children:
+  a thread of the run that exits while that list is read raises (TensorFlow
+  starts and ends threads), and the kernel gives the list as reliable only
+  for stopped processes. Processes that end while being read are skipped.
+  """
   found = []
-  for task in pathlib.Path(f'/proc/{pid}/task').iterdir():
-    for child in (task / 'children').read_text().split():
-      if b'spawn_main' in pathlib.Path(f'/proc/{child}/cmdline').read_bytes():
-        found.append(int(child))
-  return found
+  for entry in pathlib.Path('/proc').iterdir():
+    if not entry.name.isdigit():
+      continue
+    try:
+      stat = (entry / 'stat').read_text()
+      parent = int(stat.rsplit(')', 1)[1].split()[1])
+      if parent == pid and b'spawn_main' in (entry / 'cmdline').read_bytes():
+        found.append(int(entry.name))
+    except (FileNotFoundError, ProcessLookupError):
+      continue
+  return sorted(found)
 
 
 def test_nan_batch_skips_only_that_update(tmp_path):

@@ -233,6 +233,28 @@ def test_idm_figures_and_ablation_matrices():
       'idm_ablation', IDM_TASKS, methods, range(3))
 
 
+def test_pipeline_check_runs_every_figure_at_one_tiny_scale():
+  lines = dry_run('pipeline_check.sh', BASELINES='/none')
+  trains = [line for line in lines if ' --task ' in line]
+  # Every figure script at the same tiny scale: 4 + 4 + 6 + 4 + 5 runs
+  # (Figures 5 and IDM's 2 reuse those of Figure 2 and IDM vs Dreamer).
+  assert len(set(trains)) == 23
+  flags = trains[0].split(' --logdir ')[1].split(' ', 1)[1]
+  assert '--steps 2000 ' in trains[0] and '--cnn_depth 4' in flags
+  assert all(line.endswith(flags) for line in trains)
+  figures = {line.split(' --logdir /logs/')[1].split('/')[0] for line in trains}
+  assert figures == {
+      'bird_figure2', 'bird_figure4', 'bird_ablation', 'idm_vs_dreamer',
+      'idm_ablation'}
+  outputs = sorted(
+      line.split('--output ')[1].split()[0].rsplit('/', 1)[1]
+      for line in lines if '--output' in line)
+  assert outputs == sorted([
+      'bird_figure2', 'bird_figure4', 'bird_ablation', 'idm_vs_dreamer',
+      'idm_ablation', 'bird_figure3_cartpole_swingup',
+      'idm_figure1_cartpole_swingup'])
+
+
 def test_figure_variables_override_the_matrix():
   lines = dry_run(
       'idm_vs_dreamer.sh', TASKS='hopper_hop', SEEDS='4', STEPS='5000',
