@@ -196,7 +196,8 @@ def cell(results, name, key, unit, scale=1.0, digits=2):
   result = results.get(name)
   if not result or key not in result:
     return '–'
-  return f'{result[key] * scale:.{digits}f} {unit}'
+  mark = ' \\*' if 'note' in result else ''  # A note below the table.
+  return f'{result[key] * scale:.{digits}f} {unit}{mark}'
 
 
 def provenance(results):
@@ -251,7 +252,10 @@ def readme_table(data):
       '| collection, 2 envs, `--parallel process` | ' + cell(
           results, 'collect/32/envs2-process', 'env_frames_per_s',
           'env frames/s', digits=1) + ' | |')
-  return '\n'.join(lines) + '\n'
+  notes = [
+      f'\\* `{name}`: {result["note"]}' for name, result in results.items()
+      if 'note' in result]
+  return '\n'.join(lines + ([''] + notes if notes else [])) + '\n'
 
 
 def write_readme(data):

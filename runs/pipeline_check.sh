@@ -5,7 +5,7 @@
 # of a model this small says nothing about the methods).
 #   runs/pipeline_check.sh     # about 45 minutes on 2 CPU cores
 # The tiny scale, the same for every method: FLAGS below (a model of cnn_depth
-# 4, deter/stoch 16/8, 32 units, batch 4 x 16, 10 updates per 500 env steps),
+# 4, deter/stoch 16/8, 32 units, batch 4 x 20, 10 updates per 500 env steps),
 # STEPS=2000, one task per figure (Figure 4: two), SEEDS "0 1" where a figure
 # shows a spread over seeds, else 0. BASELINES (default: upstream's
 # scores/baselines.json beside this checkout, if there) adds upstream's final
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${BASELINES:=$ROOT/../dreamer/scores/baselines.json}" "${DRY_RUN:=0}"
 export PYTHON LOGROOT DRY_RUN STEPS=2000
 export FLAGS="--cnn_depth 4 --deter_size 16 --stoch_size 8 --num_units 32 \
---batch_size 4 --batch_length 16 --prefill 500 --train_every 500 \
+--batch_size 4 --batch_length 20 --prefill 500 --train_every 500 \
 --train_steps 10 --pretrain 10 --eval_every 500 --log_every 500 \
 --time_limit 500 --action_repeat 4 --log_images False --precision 32 \
 --jit False"

@@ -318,12 +318,16 @@ def test_dead_environment_worker_is_restarted(tmp_path):
   logdir = tmp_path / 'logdir'
   process = start(logdir, steps=400, parallel='process')
   try:
-    deadline = time.time() + 300
+    # A wait for progress, not a timing: on a loaded machine the run can
+    # take minutes to its third episode.
+    deadline = time.time() + 900
     episodes = lambda: tools.episode_files(logdir / 'episodes')
     while time.time() < deadline and len(episodes()) < 3:
+      assert process.poll() is None, process.communicate()[1][-3000:]
       time.sleep(0.2)
+    assert len(episodes()) >= 3, 'no third episode in 900 s'
     killed = env_workers(process.pid)
-    assert len(killed) == 2
+    assert len(killed) == 2, (killed, len(episodes()), process.poll())
     for pid in killed:  # Both the training and the evaluation worker.
       os.kill(pid, signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=600)
