@@ -242,6 +242,8 @@ def test_pipeline_check_runs_every_figure_at_one_tiny_scale():
   flags = trains[0].split(' --logdir ')[1].split(' ', 1)[1]
   assert '--steps 2000 ' in trains[0] and '--cnn_depth 4' in flags
   assert all(line.endswith(flags) for line in trains)
+  # Figure 5 plots model_error_15: 5 context steps and 15 predicted ones.
+  assert int(flags.split('--batch_length ')[1].split()[0]) >= 5 + 15
   figures = {line.split(' --logdir /logs/')[1].split('/')[0] for line in trains}
   assert figures == {
       'bird_figure2', 'bird_figure4', 'bird_ablation', 'idm_vs_dreamer',
