@@ -260,8 +260,8 @@ def test_bfloat16_keeps_losses_and_densities_float32(tmp_path):
     assert agent._encode._modules['h1'].compute_dtype == 'bfloat16'
     assert not agent._model_opt._mixed  # bfloat16 needs no loss scaling.
     assert agent._model_opt.loss_scale_variables() == {}
-    for seed in range(2):
-      metrics = agent.train(random_batch(agent._c, seed=seed))
+    for seed in range(2):  # Compiled in tests/test_cli.py's bf16 run.
+      metrics = train_eagerly(agent, random_batch(agent._c, seed=seed))
     assert metrics['skipped_updates'] == 0
     for name, value in metrics.items():
       assert value.dtype == tf.float32, name
