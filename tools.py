@@ -670,6 +670,20 @@ def gpu_generations():
   return generations
 
 
+def cpu_bfloat16(cpuinfo='/proc/cpuinfo'):
+  """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+  try:
+    text = pathlib.Path(cpuinfo).read_text()
+  except OSError:  # Not Linux: no way to tell, so no.
+    return False
+  flags = set()
+  for line in text.splitlines():
+    key, _, value = line.partition(':')
+    if key.strip() == 'flags':
+      flags.update(value.split())
+  return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+
 def static_scan(fn, inputs, start, reverse=False):
   last = start
   outputs = None  # Shaped like fn's outputs, which may add to the start.

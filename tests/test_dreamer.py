@@ -294,11 +294,22 @@ def test_precision_flag_and_gpu_defaults(monkeypatch):
   assert (parse('16'), parse('32'), parse('bf16')) == (16, 32, 'bf16')
   with pytest.raises(SystemExit, match="invalid choice: 'bf8'"):
     parse('bf8')
-  for generations, precision in (([], 32), ([7], 16), ([8, 9], 'bf16'),
-                                 ([7, 8], 16)):
+  for generations, native, precision in (
+      ([], False, 32), ([], True, 'bf16'), ([7], True, 16),
+      ([8, 9], False, 'bf16'), ([7, 8], False, 16)):
     monkeypatch.setattr(tools, 'gpu_generations', lambda: generations)
+    monkeypatch.setattr(tools, 'cpu_bfloat16', lambda: native)
     config = dreamer.define_config()
     assert config.precision == precision and config.jit == bool(generations)
+
+
+def test_cpu_bfloat16_reads_the_cpu_flags(tmp_path):
+  cpuinfo = tmp_path / 'cpuinfo'
+  for flags, native in (('fpu avx2 fma', False), ('avx512f amx_bf16', True),
+                        ('avx512f avx512_bf16', True)):
+    cpuinfo.write_text(f'processor\t: 0\nflags\t\t: {flags}\n\n')
+    assert tools.cpu_bfloat16(cpuinfo) == native, flags
+  assert not tools.cpu_bfloat16(tmp_path / 'missing')
 
 
 def test_mixed_precision_keeps_losses_and_densities_float32(tmp_path):

@@ -21,6 +21,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_training_command_uses_valid_flags():
   import dreamer
+  import tools
   commands = [c for c in readme_commands() if 'pytest' not in c]
   assert len(commands) == 1
   argv = shlex.split(commands[0].split('dreamer.py', 1)[1])
@@ -48,11 +49,15 @@ UPSTREAM = dict(
 def test_config_has_upstreams_keys_and_defaults():
   import pathlib
   import dreamer
+  import tools
   config = dreamer.define_config()
   assert config.logdir == pathlib.Path('.')
   for key, value in UPSTREAM.items():
     assert config[key] == value, key
-  assert config.precision == 32 and config.jit is False  # No GPU here.
+  # No GPU here; bfloat16 where the CPU computes it natively.
+  native = tools.cpu_bfloat16()
+  assert config.precision == ('bf16' if native else 32)
+  assert config.jit is False
   new = set(config) - set(UPSTREAM) - {'logdir', 'precision'}
   assert new == {
       'jit', 'deterministic', 'nonfinite_limit', 'dataset_size',
@@ -62,6 +67,7 @@ def test_config_has_upstreams_keys_and_defaults():
 def test_extensions_change_only_their_keys():
   import bird
   import dreamer
+  import tools
   import idm
   base = dreamer.define_config()
   changed = lambda config: {
