@@ -670,17 +670,24 @@ def gpu_generations():
   return generations
 
 
-def cpu_bfloat16(cpuinfo='/proc/cpuinfo'):
-  """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+def cpuinfo(path='/proc/cpuinfo'):
+  """The first processor's fields of /proc/cpuinfo; {} off Linux."""
   try:
-    text = pathlib.Path(cpuinfo).read_text()
-  except OSError:  # Not Linux: no way to tell, so no.
-    return False
-  flags = set()
+    text = pathlib.Path(path).read_text()
+  except OSError:
+    return {}
+  fields = {}
   for line in text.splitlines():
+    if not line.strip():  # The first processor's block ends.
+      break
     key, _, value = line.partition(':')
-    if key.strip() == 'flags':
-      flags.update(value.split())
+    fields[key.strip()] = value.strip()
+  return fields
+
+
+def cpu_bfloat16(path='/proc/cpuinfo'):
+  """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+  flags = set(cpuinfo(path).get('flags', '').split())
   return bool(flags & {'avx512_bf16', 'amx_bf16'})
 
 

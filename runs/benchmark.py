@@ -168,14 +168,9 @@ def run_one(name, args):
 
 
 def machine():
-  cpu = platform.processor()
-  if pathlib.Path('/proc/cpuinfo').exists():
-    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
-      if line.startswith('model name'):
-        cpu = line.split(':', 1)[1].strip()
-        break
-  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30
   import dreamer
+  cpu = dreamer.tools.cpuinfo().get('model name', platform.processor())
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30
   return dict(
       cpu=cpu, cores=os.cpu_count(), memory_gib=round(memory, 1),
       gpu=bool(dreamer.tools.gpu_generations()),

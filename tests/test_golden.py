@@ -26,6 +26,7 @@ from tensorflow.python.framework import config as tf_config
 import bird
 import dreamer
 import idm
+import tools
 from helpers import make_agent, random_batch, tiny_config
 
 FIXTURE = pathlib.Path(__file__).with_name('golden.json')
@@ -66,13 +67,9 @@ def first_steps(name, logdir):
 
 def machine():
   """What float32 results depend on: the CPU, its vector units, threads."""
-  model, flags = 'unknown CPU', set()
-  for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
-    key, _, value = line.partition(':')
-    if key.strip() == 'model name':
-      model = value.strip()
-    elif key.strip() == 'flags':
-      flags = set(value.split())
+  info = tools.cpuinfo()
+  model = info.get('model name', 'unknown CPU')
+  flags = set(info.get('flags', '').split())
   units = sorted(f for f in flags if f.startswith(('avx', 'amx', 'fma')))
   return f'{model}; {" ".join(units)}; {os.cpu_count()} cpus'
 

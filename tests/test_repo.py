@@ -21,7 +21,6 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_training_command_uses_valid_flags():
   import dreamer
-  import tools
   commands = [c for c in readme_commands() if 'pytest' not in c]
   assert len(commands) == 1
   argv = shlex.split(commands[0].split('dreamer.py', 1)[1])
@@ -67,7 +66,6 @@ def test_config_has_upstreams_keys_and_defaults():
 def test_extensions_change_only_their_keys():
   import bird
   import dreamer
-  import tools
   import idm
   base = dreamer.define_config()
   changed = lambda config: {
