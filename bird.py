@@ -27,6 +27,10 @@ def define_config():
   # The mutual information coefficient; Soft-BIRD's alpha is 0.2.
   config.ent_alpha = 1e-8
   config.reweight_clip = 1.0
+  # Each imagined step's score in the confidence: 'expected', its expected
+  # log-density, as the authors' code computes under their sampler; 'sample',
+  # the log-density of its own sample, their formula taken literally.
+  config.confidence = 'expected'
   config.soft = False  # Soft-BIRD: entropy-augmented returns, not eq. 10.
   return config
 
@@ -36,33 +40,90 @@ def adjust_config(config, given):
     config.ent_alpha = 0.2  # Soft-BIRD's alpha in its authors' code.
 
 
+def step_confidence(dist, stoch, score):
+  """Eq. 10's log P(tau_img_roll | tau_img), one term per imagined step.
+
+  The authors' code scores each step's own prior sample, log N(s; mu, sigma)
+  = -sum log sigma - 1/2 sum eps^2 - const. Their sampler (upstream's) draws
+  one noise vector eps per step for the whole batch, so the eps term is the
+  same for every trajectory and the batch standardization removes it: their
+  weights are a function of sigma alone. Noise drawn per element, as here,
+  makes it a chi-square term of its own per trajectory (std 15 nats at the
+  default sizes) that says nothing about the model. 'expected' scores
+  E[log N(s; mu, sigma)] = -H = -sum log sigma - const, which gives the
+  authors' weights under either sampler; 'sample' the literal formula.
+  """
+  if score == 'expected':
+    return -dist.entropy()
+  return dist.log_prob(stoch)
+
+
 def confidence_weights(logprob, clip):
   """Eq. 10: one weight per imagined trajectory from its confidence.
 
-  `logprob` (horizon, trajectories) holds each step's log-density of its own
-  sampled state. Summed over the horizon, standardized over the batch,
-  shifted to 1 and clipped to 1 +- clip.
+  `logprob` (horizon, trajectories) holds each step's score. Summed over the
+  horizon, standardized over the batch, shifted to 1 and clipped to 1 +- clip.
   """
   confidence = tf.reduce_sum(logprob, 0)
-  # Statistics of the whole batch, also when replicas each hold a part.
-  mean, std = tools.batch_mean(confidence), tools.batch_std(confidence)
-  weight = (confidence - mean) / (std + 1e-9) + 1
+  weight = standardize(confidence) + 1
   weight = tf.clip_by_value(weight, 1 - clip, 1 + clip)
   return tf.stop_gradient(weight), confidence
+
+
+def standardize(x, resolution=1e-5):
+  """(x - mean) / std over the whole batch; 0 where x is equal to rounding.
+
+  float32 holds x to 6e-8 of its size, so the mean of equal values may be off
+  by a unit in the last place and their std be that small: the authors'
+  (x - mean) / (std + 1e-9) then spreads them over +-1. Centering twice makes
+  the mean of such a batch exact, and a spread below `resolution` of the
+  batch's mean magnitude counts as none.
+  """
+  # Statistics of the whole batch, also when replicas each hold a part.
+  center = x - tools.batch_mean(x)
+  center -= tools.batch_mean(center)
+  std = tf.sqrt(tools.batch_mean(tf.square(center)))
+  floor = resolution * tools.batch_mean(tf.abs(x)) + 1e-9
+  return center / tf.maximum(std, floor)
+
+
+def sampling_noise(expected, sample, clip):
+  """What the sampler adds to the per-sample confidence of a batch: both
+  confidences' std, the share of the per-sample one's variance that is noise
+  (sample - expected), and the correlation of their weights (0 when either
+  is constant)."""
+  weight_expected, expected = confidence_weights(expected, clip)
+  weight_sample, sample = confidence_weights(sample, clip)
+  center = lambda x: x - tools.batch_mean(x)
+  covariance = lambda x, y: tools.batch_mean(center(x) * center(y))
+  variance = lambda x: covariance(x, x)
+  correlation = tf.math.divide_no_nan(
+      covariance(weight_expected, weight_sample),
+      tf.sqrt(variance(weight_expected) * variance(weight_sample)))
+  return dict(
+      confidence_expected_std=tf.sqrt(variance(expected)),
+      confidence_sample_std=tf.sqrt(variance(sample)),
+      confidence_noise_share=tf.math.divide_no_nan(
+          variance(sample - expected), variance(sample)),
+      confidence_weight_corr=correlation)
 
 
 class BIRD(dreamer.Dreamer):
 
   def _imag_weights(self, imag, metrics):
-    # Eq. 10, second term: log P(tau_img_roll | tau_img) scores each step's
-    # own prior sample.
-    logprob = self._dynamics.get_dist(imag).log_prob(imag['stoch'])
-    weight, confidence = confidence_weights(logprob, self._c.reweight_clip)
+    # Eq. 10, second term: the confidence of each imagined trajectory.
+    dist = self._dynamics.get_dist(imag)
+    scores = {
+        score: step_confidence(dist, imag['stoch'], score)
+        for score in ('expected', 'sample')}
+    clip = self._c.reweight_clip
+    weight, confidence = confidence_weights(scores[self._c.confidence], clip)
     metrics.update(
         confidence=tf.reduce_mean(confidence),
         confidence_std=tools.batch_std(confidence),
         weight_mean=tf.reduce_mean(weight), weight_std=tools.batch_std(weight),
         weight_min=tf.reduce_min(weight), weight_max=tf.reduce_max(weight))
+    metrics.update(sampling_noise(scores['expected'], scores['sample'], clip))
     return weight
 
   def _actor_loss(self, outs, imag, returns, weights, metrics):
@@ -94,6 +155,10 @@ class SoftBIRD(dreamer.Dreamer):
     return super()._actor_loss(outs, imag, returns, weights, metrics)
 
 
+CHOICES = dict(confidence=['expected', 'sample'])
+
+
 if __name__ == '__main__':
-  config = dreamer.parse_flags(define_config(), adjust=adjust_config)
+  config = dreamer.parse_flags(
+      define_config(), choices=CHOICES, adjust=adjust_config)
   dreamer.main(config, SoftBIRD if config.soft else BIRD)

@@ -11,7 +11,9 @@ the code before the refactor), so golden.json holds one recording per
 machine. On a machine it has a recording of, the outputs must match it to
 1e-6; on any other, the first recording to 1e-4, with a warning naming the
 machine. Record a new machine only from code whose numerics are the
-reference, e.g. a checkout of the commit that first recorded them.
+reference, e.g. a checkout of the commit that first recorded them. A case
+whose numerics changed on purpose is re-recorded on the machine at hand and
+removed from the others, which then compare it to 1e-4 with a warning.
 """
 
 import json
@@ -96,10 +98,11 @@ def test_first_train_steps_match_the_recording(request, tmp_path, name):
     here[0]['cases'][name] = actual
     FIXTURE.write_text(json.dumps(recordings, indent=1, sort_keys=True) + '\n')
     return
-  if here:
+  if here and name in here[0]['cases']:
     compare(actual, here[0]['cases'][name], 1e-6, name)
     return
   warnings.warn(
-      f'golden.json has no recording of this machine ({machine()}): '
-      'compared to 1e-4 instead of 1e-6')
-  compare(actual, recordings[0]['cases'][name], 1e-4, name)
+      f'golden.json has no recording of {name} on this machine '
+      f'({machine()}): compared to 1e-4 instead of 1e-6')
+  other = next(r for r in recordings if name in r['cases'])
+  compare(actual, other['cases'][name], 1e-4, name)

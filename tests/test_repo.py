@@ -72,7 +72,7 @@ def test_extensions_change_only_their_keys():
       k for k in config if k not in base or config[k] != base[k]}
   # BIRD keeps Dreamer's model sizes (issue 11; its §7 sizes are flags).
   assert changed(bird.define_config()) == {
-      'dataset_size', 'ent_alpha', 'reweight_clip', 'soft'}
+      'dataset_size', 'ent_alpha', 'reweight_clip', 'confidence', 'soft'}
   assert changed(idm.define_config()) == {
       'derive_std_deter', 'derive_std_stoch', 'constraint_scale',
       'evaluator_layers', 'evaluator_units', 'evaluator_lr',
