@@ -5,7 +5,8 @@
 
 A method is a training script, its agent class and the flags that make it
 what it is; every other flag is the script's default or the figure's. Names
-`softbird_<alpha>` are Soft-BIRD with `--ent_alpha <alpha>`.
+`softbird_<alpha>` are Soft-BIRD with `--ent_alpha <alpha>`, and
+`<method>_shared` any method with upstream's sampler, `--shared_noise True`.
 """
 
 import sys
@@ -34,6 +35,11 @@ METHODS = {
 
 def method(name):
   """(script, agent class, flags) of a method name; KeyError if unknown."""
+  if name.endswith('_shared'):
+    script, agent, flags = method(name[:-len('_shared')])
+    if agent is None:  # The random baseline has no model to sample.
+      raise KeyError(name)
+    return script, agent, flags + ['--shared_noise', 'True']
   if name.startswith('softbird_'):
     alpha = name[len('softbird_'):]
     float(alpha)  # ValueError for a name that is no Soft-BIRD alpha.
@@ -52,7 +58,7 @@ def main(argv):
     script, _, flags = method(argv[0])
   except (KeyError, ValueError):
     sys.exit(f"methods.py: error: unknown method '{argv[0]}'; methods are "
-             f"{', '.join(METHODS)} and softbird_<alpha>")
+             f"{', '.join(METHODS)}, softbird_<alpha> and <method>_shared")
   print(' '.join([script] + flags))
 
 

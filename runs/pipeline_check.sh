@@ -3,7 +3,7 @@
 # each plot under runs/results/pipeline/. It shows that every script runs end
 # to end and what each one draws; its numbers are not results (a 2k-step run
 # of a model this small says nothing about the methods).
-#   runs/pipeline_check.sh     # about 35 minutes on 2 CPU cores
+#   runs/pipeline_check.sh     # about 45 minutes on 2 CPU cores
 # The tiny scale, the same for every method: FLAGS below (a model of cnn_depth
 # 4, deter/stoch 16/8, 32 units, batch 4 x 20, 10 updates per 500 env steps),
 # STEPS=2000, one task per figure (Figure 4: two), SEEDS "0 1" where a figure
@@ -48,6 +48,8 @@ TASKS=cartpole_swingup SEEDS="0 1" OUTPUT="$OUTPUT/idm_figure2" \
   "$ROOT/runs/idm_figure2.sh"
 TASKS=cartpole_swingup SEEDS=0 "$ROOT/runs/idm_ablation.sh"
 plot idm_ablation idm_ablation
+TASKS=cartpole_swingup SEEDS=0 "$ROOT/runs/sampler_comparison.sh"
+plot sampler_comparison sampler_comparison
 runs="$LOGROOT/bird_figure2/cartpole_swingup"
 run "$PYTHON" "$ROOT/runs/predictions.py" "$runs/dreamer/0" "$runs/bird/0" \
   --output "$OUTPUT/bird_figure3_cartpole_swingup"

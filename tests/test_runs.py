@@ -145,9 +145,13 @@ def test_methods_name_scripts_and_flags():
   assert command('softbird_0.02').stdout == (
       'bird.py --soft True --ent_alpha 0.02\n')
   assert command('dreamer_fifo').stdout == 'dreamer.py --dataset_size 1e5\n'
-  process = command('softbird_x')
-  assert process.returncode == 1
-  assert 'unknown method' in process.stderr
+  assert command('idm_shared').stdout == 'idm.py --shared_noise True\n'
+  assert command('softbird_0.02_shared').stdout == (
+      'bird.py --soft True --ent_alpha 0.02 --shared_noise True\n')
+  for name in ('softbird_x', 'random_shared', 'bird_shared_x'):
+    process = command(name)
+    assert process.returncode == 1, name
+    assert 'unknown method' in process.stderr, name
   names = run_script('runs/methods.py', '--list').stdout.split()
   assert {'dreamer', 'bird', 'softbird', 'idm', 'random'} <= set(names)
 
@@ -171,7 +175,9 @@ SCRIPTS = dict(
 
 
 def command(method, task, seed, figure, steps='1e6', extra=''):
-  if method.startswith('softbird_'):
+  if method.endswith('_shared'):
+    script = SCRIPTS[method[:-len('_shared')]] + ' --shared_noise True'
+  elif method.startswith('softbird_'):
     script = f'bird.py --soft True --ent_alpha {method[len("softbird_"):]}'
   else:
     script = SCRIPTS[method]
@@ -233,12 +239,23 @@ def test_idm_figures_and_ablation_matrices():
       'idm_ablation', IDM_TASKS, methods, range(3))
 
 
+def test_sampler_comparison_pairs_each_method_with_both_samplers():
+  methods = (
+      'dreamer', 'dreamer_shared', 'bird', 'bird_shared', 'idm', 'idm_shared')
+  expected = matrix(
+      'sampler_comparison', ('hopper_hop', 'walker_run'), methods, range(3))
+  assert dry_run('sampler_comparison.sh') == expected
+  assert len(expected) == 36
+  shared = [line for line in expected if '_shared/' in line]
+  assert all(' --shared_noise True ' in line for line in shared)
+
+
 def test_pipeline_check_runs_every_figure_at_one_tiny_scale():
   lines = dry_run('pipeline_check.sh', BASELINES='/none')
   trains = [line for line in lines if ' --task ' in line]
-  # Every figure script at the same tiny scale: 4 + 4 + 6 + 4 + 5 runs
+  # Every figure script at the same tiny scale: 4 + 4 + 6 + 4 + 5 + 6 runs
   # (Figures 5 and IDM's 2 reuse those of Figure 2 and IDM vs Dreamer).
-  assert len(set(trains)) == 23
+  assert len(set(trains)) == 29
   flags = trains[0].split(' --logdir ')[1].split(' ', 1)[1]
   assert '--steps 2000 ' in trains[0] and '--cnn_depth 4' in flags
   assert all(line.endswith(flags) for line in trains)
@@ -247,13 +264,13 @@ def test_pipeline_check_runs_every_figure_at_one_tiny_scale():
   figures = {line.split(' --logdir /logs/')[1].split('/')[0] for line in trains}
   assert figures == {
       'bird_figure2', 'bird_figure4', 'bird_ablation', 'idm_vs_dreamer',
-      'idm_ablation'}
+      'idm_ablation', 'sampler_comparison'}
   outputs = sorted(
       line.split('--output ')[1].split()[0].rsplit('/', 1)[1]
       for line in lines if '--output' in line)
   assert outputs == sorted([
       'bird_figure2', 'bird_figure4', 'bird_ablation', 'idm_vs_dreamer',
-      'idm_ablation', 'bird_figure3_cartpole_swingup',
+      'idm_ablation', 'sampler_comparison', 'bird_figure3_cartpole_swingup',
       'idm_figure1_cartpole_swingup'])
 
 
