@@ -110,7 +110,7 @@ def sampling_noise(expected, sample, clip):
 
 class BIRD(dreamer.Dreamer):
 
-  def _imag_weights(self, imag, metrics):
+  def _imag_weights(self, outs, imag, metrics):
     # Eq. 10, second term: the confidence of each imagined trajectory.
     dist = self._dynamics.get_dist(imag)
     scores = {

@@ -234,7 +234,7 @@ class Dreamer(tools.Module):
     with tf.GradientTape() as actor_tape:
       imag = self._imagine_ahead(outs)
       returns, discount = self._returns(imag)
-      weights = discount * self._imag_weights(imag, metrics)
+      weights = discount * self._imag_weights(outs, imag, metrics)
       actor_loss = self._actor_loss(outs, imag, returns, weights, metrics)
     with tf.GradientTape() as value_tape:
       value_loss = self._value_loss(imag, returns, weights)
@@ -300,7 +300,7 @@ class Dreamer(tools.Module):
         [tf.ones_like(pcont[:1]), pcont[:-2]], 0), 0))
     return returns, discount
 
-  def _imag_weights(self, imag, metrics):
+  def _imag_weights(self, outs, imag, metrics):
     """Weights of imagined steps in the actor and value losses."""
     return 1.0
 

@@ -12,6 +12,7 @@ it is silent, the choices are this project's and configurable (README, "IDM").
 import tools  # Sets TensorFlow's import flags; must precede its import.
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import dreamer
 import models
@@ -31,6 +32,9 @@ def define_config():
   # imagined ones, whose logit also holds the shift of (z, a).
   config.evaluator_negatives = 'model'
   config.weight_clip = 2.0  # c: reliability logits are clipped to [-c, c].
+  # Clip each imagined logit to the range of the evaluator's logits on its
+  # training pairs in the same step, where it is not extrapolating.
+  config.logit_bound = False
   # Ablations: imagination from derived memory too, reliability weights.
   config.derived_starts = True
   config.reliability_weights = True
@@ -64,6 +68,32 @@ def reliability_weights(logit, clip):
   return tf.stop_gradient(weight / tools.batch_mean(weight))
 
 
+def training_range(real, model):
+  """The lowest and highest logit on the evaluator's training pairs; per
+  replica with several, like the percentiles below."""
+  logits = tf.concat([tf.reshape(real, [-1]), tf.reshape(model, [-1])], 0)
+  return tf.reduce_min(logits), tf.reduce_max(logits)
+
+
+def logit_diagnostics(real, model, imagined):
+  """Where the evaluator's logits lie on its training pairs (real, model) and
+  on the imagined transitions it weighs, which it was not trained on: mean,
+  std, 5th and 95th percentiles of each, and the share of imagined logits
+  outside the training logits' range."""
+  metrics = {}
+  for name, logit in (('real', real), ('model', model), ('imag', imagined)):
+    low, high = tf.unstack(tfp.stats.percentile(
+        logit, [5.0, 95.0], interpolation='linear'))
+    metrics.update({
+        f'logit_{name}_mean': tools.batch_mean(logit),
+        f'logit_{name}_std': tools.batch_std(logit),
+        f'logit_{name}_p5': low, f'logit_{name}_p95': high})
+  low, high = training_range(real, model)
+  outside = tf.cast((imagined < low) | (imagined > high), tf.float32)
+  metrics['logit_imag_outside'] = tools.batch_mean(outside)
+  return metrics
+
+
 def transition(feat, action, next_feat):
   """The evaluator's input: (feature, action, next feature), no gradient."""
   return tf.stop_gradient(tf.concat([feat, action, next_feat], -1))
@@ -83,6 +113,13 @@ class IDM(dreamer.Dreamer):
     constraint = tf.reduce_mean(0.5 * error)
     metrics['constraint_loss'] = constraint
     outs['derived'] = derived
+    # The evaluator's real transitions and, from the same real z_t and a_t+1,
+    # the model's: the prior's sample at t+1 (A.5, eq. 1). Index t of a
+    # sequence holds the action that led to observation t.
+    feat, action = outs['feat'][:, :-1], data['action'][:, 1:]
+    outs['real'] = transition(feat, action, outs['feat'][:, 1:])
+    prior = self._dynamics.get_feat(outs['prior'])[:, 1:]
+    outs['model'] = transition(feat, action, prior)
     model_loss += self._c.constraint_scale * constraint
     return model_loss, outs, metrics
 
@@ -96,12 +133,16 @@ class IDM(dreamer.Dreamer):
     start = {k: tf.concat([original[k], derived[k]], 0) for k in original}
     return start, tf.concat([source, source + 1], 0)
 
-  def _imag_weights(self, imag, metrics):
+  def _imag_weights(self, outs, imag, metrics):
     if not self._c.reliability_weights:
       return 1.0
     # Algorithm 1: the reliability w(z_tau) of the transition into each
     # imagined state, normalized over the steps that have lambda-returns.
     logit = self._evaluate(self._imagined_transitions(imag))[:-1]
+    real, model = map(self._evaluate, self._evaluator_pairs(outs, imag))
+    metrics.update(logit_diagnostics(real, model, logit))
+    if self._c.logit_bound:
+      logit = tf.clip_by_value(logit, *training_range(real, model))
     weight = reliability_weights(logit, self._c.weight_clip)
     metrics.update(
         weight_mean=tf.reduce_mean(weight), weight_std=tools.batch_std(weight),
@@ -122,18 +163,15 @@ class IDM(dreamer.Dreamer):
   def _train_aux(self, data, outs, imag, metrics):
     if not self._c.reliability_weights:
       return
-    # Index t of a sequence holds the action that led to observation t.
-    feat, action = outs['feat'][:, :-1], data['action'][:, 1:]
-    real = transition(feat, action, outs['feat'][:, 1:])
+    self._train_evaluator(*self._evaluator_pairs(outs, imag), metrics)
+
+  def _evaluator_pairs(self, outs, imag):
+    """The evaluator's real transitions (label 1) and its negatives (label
+    0): the model's from the same real (z, a), so that the logit estimates
+    log p(z'|z,a) / p_theta(z'|z,a) (A.5, eq. 1); or the imagined ones."""
     if self._c.evaluator_negatives == 'model':
-      # A.5, eq. 1: from the same real z_t and a_t+1, the model's transition,
-      # the prior's sample at t+1, so that the logit estimates
-      # log p(z'|z,a) / p_theta(z'|z,a).
-      prior = self._dynamics.get_feat(outs['prior'])[:, 1:]
-      model = transition(feat, action, prior)
-    else:
-      model = self._imagined_transitions(imag)
-    self._train_evaluator(real, model, metrics)
+      return outs['real'], outs['model']
+    return outs['real'], self._imagined_transitions(imag)
 
   def _train_evaluator(self, real, model, metrics):
     """Binary cross-entropy of real (1) against model (0) transitions.

@@ -167,16 +167,20 @@ submit() {  # figure: submits RUNS as one job array
   echo "Submitted $(( ${#RUNS[@]} / 2 )) runs as job array $job ($script)"
 }
 
-plot_metrics() {  # figure output metric...: plots those metrics of its runs
+after_runs() {  # command...: runs it once the runs are done (slurm: says so)
   [ "$DRY_RUN" = 1 ] && return 0
+  if [ "$LAUNCHER" = slurm ]; then  # The runs have only been submitted.
+    echo "When the runs have finished: $*"
+    return 0
+  fi
+  "$@"
+}
+
+plot_metrics() {  # figure output metric...: plots those metrics of its runs
   local command=("$PYTHON" "$ROOT/runs/plot.py" "$LOGROOT/$1" --output "$2")
   local metric
   for metric in "${@:3}"; do command+=(--metric "$metric"); done
-  if [ "$LAUNCHER" = slurm ]; then  # The runs have only been submitted.
-    echo "When the runs have finished: ${command[*]}"
-    return 0
-  fi
-  "${command[@]}"
+  after_runs "${command[@]}"
 }
 
 run_figure() {  # figure

@@ -3,6 +3,9 @@
 # constraint (--constraint_scale 0); imagining from original memory only
 # (--derived_starts False); without reliability weights
 # (--reliability_weights False); and Dreamer. Each leaves out one part.
+# METHODS="... idm_logit_bound" adds IDM with its imagined logits clipped to
+# the range of the evaluator's training logits (--logit_bound True), which
+# changes a part instead of leaving it out.
 #   runs/idm_ablation.sh
 #   python runs/plot.py runs/logdir/idm_ablation \
 #       --output runs/results/idm_ablation

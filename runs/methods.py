@@ -28,6 +28,8 @@ METHODS = {
     'idm_no_constraint': ('idm.py', 'idm.IDM', ['--constraint_scale', '0']),
     'idm_original_only': ('idm.py', 'idm.IDM', ['--derived_starts', 'False']),
     'idm_no_weights': ('idm.py', 'idm.IDM', ['--reliability_weights', 'False']),
+    # IDM whose imagined logits are clipped to its training pairs' range.
+    'idm_logit_bound': ('idm.py', 'idm.IDM', ['--logit_bound', 'True']),
     # Uniform random actions (runs/random_baseline.py), a baseline.
     'random': ('runs/random_baseline.py', None, []),
 }

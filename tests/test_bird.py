@@ -253,7 +253,7 @@ def test_soft_bird_returns_add_the_entropy_bonus(tmp_path):
   expected = numpy_lambda_return(
       reward[:-1], value[:-1], pcont[:-1], value[-1], agent._c.disclam)
   np.testing.assert_allclose(returns.numpy(), expected, rtol=1e-4, atol=1e-4)
-  assert agent._imag_weights(imag, {}) == 1.0  # No confidence weighting.
+  assert agent._imag_weights(outs, imag, {}) == 1.0  # No confidence weights.
 
 
 def test_soft_bird_defaults_and_logs(tmp_path):

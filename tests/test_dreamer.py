@@ -113,7 +113,7 @@ def test_value_loss_has_no_gradient_into_actor_or_world_model(agent):
 
 class ZeroWeights(dreamer.Dreamer):
 
-  def _imag_weights(self, imag, metrics):
+  def _imag_weights(self, outs, imag, metrics):
     metrics['override_used'] = tf.constant(1.0)
     return tf.zeros_like(imag['feat'][:-1, :, 0])
 

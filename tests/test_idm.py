@@ -320,3 +320,67 @@ def test_evaluator_inputs_by_negatives_without_gradient(tmp_path, negatives):
   stoch = model[..., -agent._c.deter_size - size:][..., :size]
   np.testing.assert_allclose(stoch, prior['stoch'][:, 1:].numpy())
   assert not np.allclose(stoch, prior['mean'][:, 1:].numpy())
+
+
+class StubEvaluator:
+  """A fixed linear logit of the transition: known in numpy."""
+
+  def __init__(self, width, seed=0):
+    self.direction = np.random.RandomState(seed).normal(
+        0, 1 / np.sqrt(width), width).astype(np.float32)
+
+  def logit(self, transitions):
+    return np.asarray(transitions) @ self.direction
+
+  def __call__(self, transitions):
+    logit = tf.linalg.matvec(transitions, self.direction)
+    return tools.tfd.Independent(tools.tfd.Bernoulli(logit), 0)
+
+
+def stub_agent(tmp_path, **overrides):
+  """A tiny IDM agent with a stub evaluator, its outs and imagination."""
+  agent = make_agent(idm_config(tmp_path, **overrides), idm.IDM)
+  data = dreamer.preprocess(random_batch(agent._c), agent._c)
+  _, outs, _ = agent._model_loss(data)
+  imag = agent._imagine_ahead(outs)
+  agent._evaluator = StubEvaluator(outs['real'].shape[-1])
+  transitions = agent._imagined_transitions(imag)[:-1]
+  logits = [agent._evaluator.logit(x) for x in (
+      outs['real'], outs['model'], transitions)]
+  return agent, outs, imag, logits
+
+
+def test_logit_diagnostics_match_numpy(tmp_path):
+  agent, outs, imag, (real, model, imagined) = stub_agent(tmp_path)
+  metrics = {}
+  agent._imag_weights(outs, imag, metrics)
+  for name, logit in (('real', real), ('model', model), ('imag', imagined)):
+    expected = dict(
+        mean=logit.mean(), std=logit.std(), p5=np.percentile(logit, 5),
+        p95=np.percentile(logit, 95))
+    for stat, value in expected.items():
+      np.testing.assert_allclose(
+          metrics[f'logit_{name}_{stat}'], value, rtol=1e-4, atol=1e-5,
+          err_msg=f'{name} {stat}')
+  low = min(real.min(), model.min())
+  high = max(real.max(), model.max())
+  outside = np.mean((imagined < low) | (imagined > high))
+  assert 0 < outside < 1, outside  # The stub extrapolates for some.
+  np.testing.assert_allclose(metrics['logit_imag_outside'], outside, rtol=1e-5)
+
+
+@pytest.mark.parametrize('bound', [False, True])
+def test_logit_bound_keeps_imagined_logits_in_the_training_range(
+    tmp_path, bound):
+  agent, outs, imag, (real, model, imagined) = stub_agent(
+      tmp_path, logit_bound=bound, weight_clip=10.0)
+  weight = agent._imag_weights(outs, imag, {}).numpy()
+  low = min(real.min(), model.min())
+  high = max(real.max(), model.max())
+  logit = np.clip(imagined, low, high) if bound else imagined
+  expected = np.exp(logit) / np.exp(logit).mean()
+  np.testing.assert_allclose(weight, expected, rtol=1e-4)
+  # The weights' logits, known up to the normalization, within the range
+  # exactly when bounded.
+  spread = np.log(weight.max() / weight.min())
+  assert (spread <= high - low + 1e-4) == bound, (spread, high - low)

@@ -76,5 +76,5 @@ def test_extensions_change_only_their_keys():
   assert changed(idm.define_config()) == {
       'derive_std_deter', 'derive_std_stoch', 'constraint_scale',
       'evaluator_layers', 'evaluator_units', 'evaluator_lr',
-      'evaluator_negatives', 'weight_clip', 'derived_starts',
+      'evaluator_negatives', 'weight_clip', 'logit_bound', 'derived_starts',
       'reliability_weights'}

@@ -64,6 +64,42 @@ def test_plot_tables_curves_and_final_evaluations(tmp_path):
   assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10000
 
 
+def test_evaluator_logits_table_and_figure(tmp_path):
+  root = tmp_path / 'logdir'
+  for seed, shift in ((0, 0.0), (1, 1.0)):
+    run = root / 'walker_stand' / 'idm' / str(seed)
+    run.mkdir(parents=True)
+    lines = [{'step': 0, 'test/return': 1.0}]  # Lines without them: ignored.
+    for step in (1000, 2000, 3000):
+      entry = {'step': step, 'logit_imag_outside': 0.1 * step / 1000 + shift}
+      for offset, kind in enumerate(('real', 'model', 'imag')):
+        centre = offset + shift + step / 1000
+        entry.update({
+            f'logit_{kind}_mean': centre, f'logit_{kind}_p5': centre - 1,
+            f'logit_{kind}_p95': centre + 1})
+      lines.append(entry)
+    (run / 'metrics.jsonl').write_text(
+        ''.join(json.dumps(line) + '\n' for line in lines))
+  (root / 'walker_stand' / 'dreamer' / '0').mkdir(parents=True)
+  output = tmp_path / 'out' / 'logits'
+  process = run_script(
+      'runs/evaluator_logits.py', str(root), '--output', str(output),
+      '--last', '2', timeout=120)
+  assert process.returncode == 0, process.stderr[-2000:]
+  table = output.with_suffix('.md').read_text()
+  # Last two steps (2.5 on average) and seeds (0.5 on average): real 3.0.
+  assert ('| walker_stand | idm | 3.00 [2.00, 4.00] | 4.00 [3.00, 5.00] | '
+          '5.00 [4.00, 6.00] | 0.750 |') in table, table
+  assert 'dreamer' not in table
+  png = output.with_suffix('.png').read_bytes()
+  assert png[:8] == b'\x89PNG\r\n\x1a\n'
+  empty = run_script(
+      'runs/evaluator_logits.py', str(root / 'walker_stand' / 'dreamer'),
+      '--output', str(output), timeout=120)
+  assert empty.returncode == 1
+  assert 'no run below' in last_line(empty)
+
+
 def test_plot_adds_upstreams_curves_and_scores(tmp_path):
   root = tmp_path / 'logdir'
   write_run(root, 'walker_run', 'dreamer', 0, [(0, 0), (300, 10)])
