@@ -115,8 +115,8 @@ class Dreamer(tools.Module):
     self._should_train = tools.Every(config.train_every)
     self._should_log = tools.Every(config.log_every)
     self._metrics = collections.defaultdict(list)
-    self._nonfinite = 0
     self._strategy = strategy or make_strategy()
+    self._device = 'GPU:0' if tf.config.list_logical_devices('GPU') else 'CPU:0'
     replicas = self._strategy.num_replicas_in_sync
     if config.batch_size % replicas:
       raise tools.ConfigError(
@@ -128,10 +128,15 @@ class Dreamer(tools.Module):
         config.seed)
     with self._strategy.scope():
       self._build_model()
-      self._build_variables()
+      names = self._build_variables()
+    # The train step's metrics, summed over each log interval, and its
+    # skipped updates, counted on the device outside the strategy: a train
+    # step reads nothing back, and checkpoints hold neither.
+    self._sums = tools.Sums(names + ['skipped_updates'])
+    self._nonfinite = tools.Streak()
     if replicas == 1:
       self._train_fn = tf.function(
-          self._train_counted, jit_compile=config.jit, autograph=False)
+          self._train_recorded, jit_compile=config.jit, autograph=False)
     else:
       self._compute_fn = tf.function(
           self._compute, jit_compile=True, autograph=False)
@@ -156,13 +161,18 @@ class Dreamer(tools.Module):
       print(f'Training for {n} steps.')
       self._replay.update()
       name = 'Pretraining' if pretrain else 'Training'
+      # The next batch is sampled and sent to the device while a step runs.
+      prefetch = self._replay.prefetch(
+          self._c.batch_size, n, convert=self._batch)
       with tools.Progress(name, n, 'train steps') as progress:
-        for train_step in range(n):
-          if tools.STOP.requested:
-            break
-          log_images = self._c.log_images and log and train_step == 0
-          self.train(self._replay.sample(self._c.batch_size), log_images)
-          progress.update()
+        with prefetch as batches:
+          for train_step, (data, tensors) in enumerate(batches):
+            if tools.STOP.requested:
+              break
+            log_images = self._c.log_images and log and train_step == 0
+            self.train(data, log_images, tensors)
+            progress.update()
+      self._check_finite()
       if log:
         self._model_error_summaries()
         self._write_summaries()
@@ -208,24 +218,29 @@ class Dreamer(tools.Module):
     # not go back.
     self._step.assign(max(self.step, count_steps(self._datadir, self._c)))
 
-  def train(self, data, log_images=False):
-    """One update of every learner on a batch of sequences; its metrics."""
-    data = {k: data[k] for k in tools.EPISODE_KEYS}
-    replicas = self._strategy.num_replicas_in_sync
-    if replicas == 1:
-      tensors = {k: tf.convert_to_tensor(v) for k, v in data.items()}
-    else:
-      size = self._c.batch_size // replicas
-      tensors = self._strategy.experimental_distribute_values_from_function(
-          lambda ctx: {k: v[ctx.replica_id_in_sync_group * size:][:size]
-                       for k, v in data.items()})
+  def train(self, data, log_images=False, tensors=None):
+    """One update of every learner on a batch of sequences; its metrics, on
+    the device. `tensors`: the batch as `_batch` converted it, if it did."""
+    if tensors is None:
+      data, tensors = self._batch(data)
     metrics = self._train_fn(tensors)
-    self._check_finite(metrics)
-    for key, value in metrics.items():
-      self._metrics[key].append(float(value))
     if log_images:
       self._image_summaries(data)
     return metrics
+
+  def _batch(self, data):
+    """The batch's arrays, and the train step's input: tensors on the
+    device, split over the replicas when there are several."""
+    data = {k: data[k] for k in tools.EPISODE_KEYS}
+    replicas = self._strategy.num_replicas_in_sync
+    if replicas == 1:
+      with tf.device(self._device):
+        return data, {k: tf.identity(v) for k, v in data.items()}
+    size = self._c.batch_size // replicas
+    tensors = self._strategy.experimental_distribute_values_from_function(
+        lambda ctx: {k: v[ctx.replica_id_in_sync_group * size:][:size]
+                     for k, v in data.items()})
+    return data, tensors
 
   def _train(self, data):
     data = preprocess(data, self._c)
@@ -317,6 +332,9 @@ class Dreamer(tools.Module):
   def _train_aux(self, data, outs, imag, metrics):
     """Trains learners besides the model, actor and value: none here."""
 
+  def _train_recorded(self, data):
+    return self._record(self._train_counted(data))
+
   def _train_counted(self, data):
     """_train, and how many of its updates were skipped as non-finite."""
     with tools.updates() as finite:
@@ -327,9 +345,9 @@ class Dreamer(tools.Module):
   def _train_replicas(self, data):
     metrics = self._strategy.run(self._replica_step, (data,))
     mean = tf.distribute.ReduceOp.MEAN
-    return {
+    return self._record({
         k: self._strategy.reduce(mean, v, axis=None)
-        for k, v in metrics.items()}
+        for k, v in metrics.items()})
 
   def _replica_step(self, data):
     if not self._c.jit:
@@ -353,16 +371,22 @@ class Dreamer(tools.Module):
     self._deferred = [optimizer for optimizer, _, _ in deferred]
     return metrics, [(loss, grads) for _, loss, grads in deferred]
 
-  def _check_finite(self, metrics):
-    if metrics['skipped_updates'] > 0:
-      self._nonfinite += 1
-    else:
-      self._nonfinite = 0
-    if self._nonfinite >= self._c.nonfinite_limit:
+  def _record(self, metrics):
+    """The step's metrics into the interval's sums, and whether it skipped
+    an update into the count of such steps in a row, on the device."""
+    self._sums.add(metrics)
+    self._nonfinite.update(metrics['skipped_updates'] > 0)
+    return metrics
+
+  def _check_finite(self):
+    # Read once per train phase: the run stops at the end of the phase in
+    # which the limit was reached.
+    steps = self._nonfinite.read()
+    if steps >= self._c.nonfinite_limit:
       raise tools.NonFiniteError(
-          f'{self._nonfinite} train steps in a row had a non-finite loss or '
-          f'gradient (--nonfinite_limit {self._c.nonfinite_limit}); their '
-          'updates were skipped')
+          f'{steps} train steps in a row had a non-finite loss or gradient '
+          f'(--nonfinite_limit {self._c.nonfinite_limit}); their updates '
+          'were skipped')
 
   def _build_model(self):
     acts = dict(
@@ -403,10 +427,11 @@ class Dreamer(tools.Module):
         reward=np.zeros((1, 2), np.float32),
         discount=np.ones((1, 2), np.float32))
     with tools.Adam.building():
-      self._train(data)
+      metrics = self._train(data)
     state = (self._dynamics.initial(2), tf.zeros([2, self._actdim]))
     seed = tf.zeros([2], tf.int32)
     self.policy({'image': data['image'][0]}, state, False, 0.0, seed)
+    return list(metrics)
 
   def _expl_amount(self, step, training):
     # An input of the compiled policy, which would retrace for a constant.
@@ -508,7 +533,8 @@ class Dreamer(tools.Module):
 
   def _write_summaries(self):
     step = int(self._step.numpy())
-    metrics = {k: np.mean(v) for k, v in self._metrics.items()}
+    metrics = self._sums.means()
+    metrics.update({k: np.mean(v) for k, v in self._metrics.items()})
     self._metrics.clear()
     fps = self._logger.rate(step)
     if fps is not None:

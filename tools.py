@@ -24,8 +24,10 @@ import io
 import json
 import pathlib
 import pickle
+import queue
 import re
 import signal
+import threading
 import time
 import uuid
 
@@ -254,15 +256,16 @@ def episode_files(directory):
   return sorted(filenames, key=order)
 
 
-def load_episode(filename):
-  """Reads and checks one episode; ValueError for a corrupt or torn file."""
+def load_episode(filename, keys=None):
+  """Reads and checks one episode, or only `keys` of it; ValueError for a
+  corrupt or torn file."""
   try:
     with np.load(filename) as data:
-      episode = {k: data[k] for k in data.keys()}
+      episode = {k: data[k] for k in data.keys() if not keys or k in keys}
   except Exception as e:
     raise ValueError(
         f'cannot read {filename.name}: {type(e).__name__}: {e}') from e
-  missing = [k for k in EPISODE_KEYS if k not in episode]
+  missing = [k for k in keys or EPISODE_KEYS if k not in episode]
   if missing:
     raise ValueError(f'{filename.name} lacks {missing}')
   lengths = {len(v) for v in episode.values()}
@@ -275,9 +278,13 @@ def load_episode(filename):
 class Replay:
   """Samples training sequences from the episodes in a directory.
 
-  Upstream's load_episodes, but it holds in memory only the newest episodes
-  whose steps fit `capacity` (0: all). `update()` reads the episodes written
-  since; corrupt files are skipped with a warning.
+  Upstream's load_episodes, but it holds only the newest episodes whose steps
+  fit `capacity` (0: all), and their images not in its own memory: each
+  kept episode's images are written once, uncompressed, to `raw/` in the
+  directory and read through a memory map, whose pages are the kernel's
+  cache of that file. `update()` reads the episodes written since; corrupt
+  files are skipped with a warning. `raw/` is rebuilt from the episodes when
+  it is missing.
   """
 
   def __init__(self, directory, length, capacity=0, balance=False, seed=0):
@@ -288,6 +295,7 @@ class Replay:
     self._random = np.random.RandomState(seed)
     self._episodes = collections.OrderedDict()
     self._skipped = set()
+    self._raw = self._directory / 'raw'
 
   @property
   def episodes(self):
@@ -307,10 +315,11 @@ class Replay:
     for filename in list(self._episodes):
       if filename not in keep:
         del self._episodes[filename]
+    self._remove_raw({f.stem for f in keep})
     for filename in files:
       if filename in keep and filename not in self._episodes:
         try:
-          self._episodes[filename] = load_episode(filename)
+          self._episodes[filename] = self._load(filename)
         except ValueError as e:
           print(f'Warning: skipping episode: {e}', file=sys.stderr)
           self._skipped.add(filename)
@@ -339,6 +348,101 @@ class Replay:
       chunks.append(
           {k: v[index: index + self._length] for k, v in episode.items()})
     return {k: np.stack([c[k] for c in chunks]) for k in chunks[0]}
+
+  def prefetch(self, batch_size, count, depth=2, convert=None):
+    """`count` batches of `sample`, drawn in order in a thread, `depth`
+    ahead, so that the next is sampled while the current one trains.
+
+    A context manager yielding an iterator of `convert(batch)` (default:
+    the batch). Draws nothing beyond `count`, so the random state is as
+    after `count` calls of `sample`, unless the iteration stops early.
+    """
+    return _Prefetch(
+        lambda: self.sample(batch_size), count, depth, convert)
+
+  def _load(self, filename):
+    """The episode with its images memory-mapped from `raw/`."""
+    raw = self._raw / f'{filename.stem}.npy'
+    length = episode_length(filename)
+    image = self._open_raw(raw, length)
+    if image is not None:
+      keys = [k for k in EPISODE_KEYS if k != 'image']
+      episode = load_episode(filename, keys)
+    else:
+      episode = load_episode(filename)
+      self._raw.mkdir(exist_ok=True)
+      write_atomic(raw, lambda f: np.save(f, episode['image']))
+      image = self._open_raw(raw, length)
+    episode['image'] = image
+    return episode
+
+  def _open_raw(self, raw, length):
+    """The images of a raw file as a read-only memory map, None if there is
+    no such file or it holds other images."""
+    try:
+      image = np.load(raw, mmap_mode='r')
+    except (OSError, ValueError):
+      return None
+    if image.dtype != np.uint8 or len(image) != length or image.ndim != 4:
+      return None
+    return image
+
+  def _remove_raw(self, stems):
+    """Removes the raw files of episodes not kept, and torn temporaries."""
+    if not self._raw.exists():
+      return
+    remove_temporary(self._raw)
+    for raw in self._raw.glob('*.npy'):
+      if raw.stem not in stems:
+        raw.unlink()
+
+
+class _Prefetch:
+
+  def __init__(self, sample, count, depth, convert):
+    self._sample = sample
+    self._count = count
+    self._convert = convert or (lambda batch: batch)
+    self._queue = queue.Queue(depth)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._produce, daemon=True)
+
+  def __enter__(self):
+    self._thread.start()
+    return self._consume()
+
+  def __exit__(self, *exc_info):
+    self._stop.set()
+    while self._thread.is_alive():  # Unblocks a producer waiting to put.
+      try:
+        self._queue.get(timeout=0.1)
+      except queue.Empty:
+        pass
+    self._thread.join()
+
+  def _produce(self):
+    for _ in range(self._count):
+      if self._stop.is_set():
+        return
+      try:
+        item = True, self._convert(self._sample())
+      except Exception as e:  # Raised where the batch is taken.
+        item = False, e
+      while not self._stop.is_set():
+        try:
+          self._queue.put(item, timeout=0.1)
+          break
+        except queue.Full:
+          pass
+      if not item[0]:
+        return
+
+  def _consume(self):
+    for _ in range(self._count):
+      ok, item = self._queue.get()
+      if not ok:
+        raise item
+      yield item
 
 
 def random_batch(shape, actdim, seed=0):
@@ -882,6 +986,50 @@ STOP = StopRequest()
 
 
 # Logging.
+
+class Sums:
+  """Sums of a train step's scalars over a log interval, kept on the device,
+  as upstream's tf.metrics.Mean: adding one step's reads nothing back."""
+
+  def __init__(self, keys):
+    zero = lambda: tf.Variable(0.0, dtype=tf.float64, trainable=False)
+    self._sums = {key: zero() for key in keys}
+    self._count = zero()
+
+  def add(self, values):
+    for key, value in values.items():
+      self._sums[key].assign_add(tf.cast(value, tf.float64))
+    self._count.assign_add(1.0)
+
+  def means(self):
+    """The means since the last call, read in one transfer; {} if none."""
+    variables = list(self._sums.values()) + [self._count]
+    values = tf.stack(variables).numpy()
+    for variable in variables:
+      variable.assign(0.0)
+    if not values[-1]:
+      return {}
+    return {k: v / values[-1] for k, v in zip(self._sums, values[:-1])}
+
+
+class Streak:
+  """The longest run of true values in a row, counted on the device."""
+
+  def __init__(self):
+    self._current = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self._longest = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+  def update(self, value):
+    current = tf.where(value, self._current + 1, tf.constant(0, tf.int64))
+    self._current.assign(current)
+    self._longest.assign(tf.maximum(self._longest, current))
+
+  def read(self):
+    """The longest run since the last read; a run going on counts on."""
+    longest = int(self._longest.numpy())
+    self._longest.assign(self._current)
+    return longest
+
 
 class Logger:
   """Scalars to metrics.jsonl and TensorBoard, videos to TensorBoard, and a

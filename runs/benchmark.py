@@ -39,6 +39,16 @@ SIZES = {
     'reduced': dict(batch_size=16, batch_length=50, cnn_depth=16),
 }
 PRECISIONS = {'32': 32, 'bf16': 'bf16'}
+# Train loops at sizes whose steps take milliseconds, as a GPU's do: the
+# tests' tiny model, and one between it and the CPU check's reduced one.
+LOOP_SIZES = {
+    'tiny': dict(
+        batch_size=3, batch_length=8, cnn_depth=2, deter_size=8, stoch_size=4,
+        num_units=8, horizon=4),
+    'small': dict(
+        batch_size=16, batch_length=16, cnn_depth=4, deter_size=32,
+        stoch_size=8, num_units=64),
+}
 
 
 def measures():
@@ -53,6 +63,8 @@ def measures():
       f'policy/{p}/{mode}' for p in PRECISIONS for mode in ('eval', 'train')]
   names += [f'collect/{p}/envs1' for p in PRECISIONS]
   names += ['collect/32/envs2-process']
+  names += [f'loop/{size}/{loop}' for size in LOOP_SIZES
+            for loop in ('before', 'prefetch')]
   return names
 
 
@@ -154,6 +166,64 @@ def measure_collect(precision, envs, frames):
         envs=count, parallel=parallel, peak_rss_gib=peak_rss_gib())
 
 
+def measure_loop(size, loop, steps):
+  """Train steps per second of a train phase over a replay of real-format
+  episodes, and the host's time per step outside the compiled function.
+
+  `before`: the loop before prefetching, kept here for comparison: each
+  step sampled in the main thread, then every metric read back (a wait for
+  the device each) and the skipped updates checked. `prefetch`: the agent's
+  own loop, which samples in a thread and reads nothing per step.
+  """
+  import dreamer
+  import tools
+  with tempfile.TemporaryDirectory() as logdir:
+    agent, config = make_agent(
+        'dreamer', logdir, precision=32, jit=False, **LOOP_SIZES[size])
+    random = np.random.RandomState(0)
+    for _ in range(10):  # 10 episodes of 500 steps, as a real run stores.
+      episode = tools.random_batch((1, 501), 6, random.randint(1000))
+      tools.save_episodes(
+          config.logdir / 'episodes', [{k: v[0] for k, v in episode.items()}])
+    agent._replay.update()
+    inside = []
+    train_fn = agent._train_fn
+    def timed(tensors):
+      start = time.perf_counter()
+      metrics = train_fn(tensors)
+      inside.append(time.perf_counter() - start)
+      return metrics
+    agent._train_fn = timed
+    def before(count):
+      for _ in range(count):
+        metrics = agent.train(agent._replay.sample(config.batch_size))
+        values = {k: float(v) for k, v in metrics.items()}
+        assert values['skipped_updates'] == 0
+    def prefetch(count):
+      batches = agent._replay.prefetch(
+          config.batch_size, count, convert=agent._batch)
+      with batches as batches:
+        for data, tensors in batches:
+          agent.train(data, False, tensors)
+      agent._check_finite()
+      agent._sums.means()
+    phase = dict(before=before, prefetch=prefetch)[loop]
+    phase(10)  # Traces the step.
+    rates, hosts = [], []
+    for _ in range(5):
+      inside.clear()
+      start = time.perf_counter()
+      phase(steps)
+      duration = time.perf_counter() - start
+      rates.append(steps / duration)
+      hosts.append((duration - sum(inside)) / steps)
+    return dict(
+        steps_per_s=float(np.median(rates)),
+        host_ms_per_step=1000 * float(np.median(hosts)),
+        step_ms=1000 * float(np.median(inside)), steps=steps, phases=5,
+        peak_rss_gib=peak_rss_gib())
+
+
 def run_one(name, args):
   parts = name.split('/')
   if parts[0] == 'train':
@@ -164,6 +234,8 @@ def run_one(name, args):
     return measure_policy(parts[1], parts[2], args.calls)
   if parts[0] == 'collect':
     return measure_collect(parts[1], parts[2], args.frames)
+  if parts[0] == 'loop':
+    return measure_loop(parts[1], parts[2], args.loop_steps)
   raise ValueError(name)
 
 
@@ -247,6 +319,20 @@ def readme_table(data):
       '| collection, 2 envs, `--parallel process` | ' + cell(
           results, 'collect/32/envs2-process', 'env_frames_per_s',
           'env frames/s', digits=1) + ' | |')
+  lines += [
+      '', '| train phase of 100 steps, float32 graph | steps/s before '
+      '→ with prefetch | host time per step outside the step, before → '
+      'with prefetch | the step itself |', '| --- | --- | --- | --- |']
+  for size, sizes in LOOP_SIZES.items():
+    names = [f'loop/{size}/{loop}' for loop in ('before', 'prefetch')]
+    shape = f'{sizes["batch_size"]}x{sizes["batch_length"]}'
+    lines.append(
+        f'| {size} (batch {shape}, cnn_depth {sizes["cnn_depth"]}) | ' +
+        ' → '.join(cell(results, n, 'steps_per_s', '', digits=0)
+                   for n in names) + ' | ' +
+        ' → '.join(cell(results, n, 'host_ms_per_step', 'ms')
+                   for n in names) + ' | ' +
+        cell(results, names[1], 'step_ms', 'ms') + ' |')
   notes = [
       f'\\* `{name}`: {result["note"]}' for name, result in results.items()
       if 'note' in result]
@@ -272,6 +358,8 @@ def main():
   parser.add_argument('--calls', type=int, default=300, help='policy calls')
   parser.add_argument('--frames', type=int, default=1000, help='env frames')
   parser.add_argument(
+      '--loop_steps', type=int, default=100, help='train steps of a phase')
+  parser.add_argument(
       '--readme', action='store_true', help="only rewrite README's table")
   parser.add_argument('--child', help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -292,7 +380,8 @@ def main():
   for name in names:
     print(f'--- {name}', flush=True)
     command = [sys.executable, __file__, '--child', name] + [
-        f'--{k}={getattr(args, k)}' for k in ('steps', 'calls', 'frames')]
+        f'--{k}={getattr(args, k)}'
+        for k in ('steps', 'calls', 'frames', 'loop_steps')]
     process = subprocess.run(command, capture_output=True, text=True)
     lines = [l for l in process.stdout.splitlines() if l.startswith('RESULT ')]
     if process.returncode or not lines:

@@ -430,3 +430,43 @@ def test_shared_noise_key_reaches_imagination(tmp_path):
     noise = ((imag['stoch'] - imag['mean']) / imag['std']).numpy()
     # Every imagined trajectory shares its step's noise, as upstream's.
     assert np.allclose(noise, noise[:, :1], atol=1e-4) == shared
+
+
+class Unread:
+  """A step's output that fails the test when the host reads it."""
+
+  def _read(self, *args):
+    raise AssertionError('the train loop read a step output')
+
+  __float__ = __bool__ = __array__ = numpy = _read
+
+
+def test_train_phase_reads_no_step_output_and_logs_its_means(tmp_path):
+  config = tiny_config(tmp_path, train_steps=3, log_images=False)
+  agent = make_agent(config)
+  for index in range(2):
+    tools.save_episodes(agent._datadir, [random_episode(20, seed=index)])
+  train_fn, outputs = agent._train_fn, []
+  def step(tensors):  # The real step; the loop gets unreadable outputs.
+    metrics = train_fn(tensors)
+    outputs.append(metrics)
+    return {k: Unread() for k in metrics}
+  agent._train_fn = step
+  agent._should_pretrain()  # A phase of train_steps, which also logs.
+  written = []
+  agent._logger.write = lambda step, metrics, prefix: written.append(metrics)
+  obs = {'image': np.zeros((1, 64, 64, 3), np.uint8)}
+  agent(obs, np.array([True]), None, training=True)
+  assert len(outputs) == 3 and len(written) == 1
+  # The logged values are the means over the interval's steps, as when
+  # each was read back and averaged on the host.
+  for key in outputs[0]:
+    expected = np.mean([float(m[key]) for m in outputs])
+    np.testing.assert_allclose(written[0][key], expected, rtol=1e-12)
+  assert 'model_error' in written[0]
+  # The next interval starts from zero.
+  assert agent._sums.means() == {}
+  # Checkpoints hold neither the sums nor the count: those of runs before
+  # them still load.
+  names = agent.named_variables()
+  assert not any('sums' in n or 'nonfinite' in n for n in names), names

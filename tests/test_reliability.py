@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tools
 from helpers import ROOT, TESTS, TINY, flags, last_line, make_agent
@@ -169,15 +170,30 @@ def test_nan_batch_skips_only_that_update(tmp_path):
       model, agent._model_opt._variables))
   assert any(not np.array_equal(a, v.numpy()) for a, v in zip(
       actor, agent._actor.trainable_variables))
-  # Consecutive non-finite steps end the run; a finite one in between
-  # resets the count.
+  # Consecutive non-finite steps end the run, counted on the device and
+  # checked once per phase; a finite one in between resets the count.
   agent._c.nonfinite_limit = 3
-  agent._check_finite({'skipped_updates': 1})
-  agent._check_finite({'skipped_updates': 0})
-  agent._check_finite({'skipped_updates': 1})
-  agent._check_finite({'skipped_updates': 1})
+  good = random_batch(agent._c)
+  for data in (good, batch, good, batch, batch):
+    agent.train(data)
+  agent._check_finite()  # At most 2 in a row.
+  agent.train(batch)  # The third in a row, in the next phase.
   with pytest.raises(tools.NonFiniteError, match='3 train steps in a row'):
-    agent._check_finite({'skipped_updates': 1})
+    agent._check_finite()
+
+
+def test_streak_counts_the_longest_run_between_reads():
+  streak = tools.Streak()
+  update = tf.function(streak.update, jit_compile=True)
+  for value in (True, False, True, True):
+    update(tf.constant(value))
+  assert streak.read() == 2
+  assert streak.read() == 2  # A run going on counts on.
+  update(tf.constant(True))
+  assert streak.read() == 3
+  update(tf.constant(False))
+  assert streak.read() == 3
+  assert streak.read() == 0
 
 
 @pytest.mark.slow
