@@ -22,16 +22,20 @@ def define_config():
   # Dreamer's model sizes, 200 and 30, as §5.1 ("the same architecture") and
   # its authors' code; §7 says 300 and 40 (--deter_size 300 --stoch_size 40).
   config = dreamer.define_config()
-  # FIFO replay of the newest 100k env steps (§4.2).
+  # Env steps of the newest episodes that training samples: BIRD's FIFO
+  # replay of 100k (§4.2).
   config.dataset_size = int(1e5)
-  # The mutual information coefficient; Soft-BIRD's alpha is 0.2.
+  # The mutual information coefficient, weight of the real-state entropy;
+  # Soft-BIRD's alpha, 0.2 by default with --soft True.
   config.ent_alpha = 1e-8
+  # Confidence weights are clipped to 1 +- this.
   config.reweight_clip = 1.0
-  # Each imagined step's score in the confidence: 'expected', its expected
-  # log-density, as the authors' code computes under their sampler; 'sample',
+  # Each imagined step's score in the confidence: expected, its expected
+  # log-density, as the authors' code computes under their sampler; sample,
   # the log-density of its own sample, their formula taken literally.
   config.confidence = 'expected'
-  config.soft = False  # Soft-BIRD: entropy-augmented returns, not eq. 10.
+  # Soft-BIRD: entropy-augmented returns instead of eq. 10.
+  config.soft = False
   return config
 
 
@@ -160,5 +164,6 @@ CHOICES = dict(confidence=['expected', 'sample'])
 
 if __name__ == '__main__':
   config = dreamer.parse_flags(
-      define_config(), choices=CHOICES, adjust=adjust_config)
+      define_config(), choices=CHOICES, adjust=adjust_config,
+      extension=define_config)
   dreamer.main(config, SoftBIRD if config.soft else BIRD)

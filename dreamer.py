@@ -31,72 +31,124 @@ import wrappers
 
 
 def define_config():
+  """Every key and its default; the comment above a key is its --help."""
   gpus = tools.gpu_generations()
   config = tools.AttrDict()
   # General.
+  # Where the run writes episodes, metrics, checkpoint; resumes if present.
   config.logdir = pathlib.Path('.')
+  # Seeds numpy, TensorFlow, the policy's samples and the environments.
   config.seed = 0
+  # Env steps to train for (after action repeat).
   config.steps = int(5e6)
+  # Env steps between test episodes and checkpoints.
   config.eval_every = int(1e4)
+  # Env steps between metric summaries (metrics.jsonl, TensorBoard).
   config.log_every = int(1e3)
+  # Write the agent's scalar metrics.
   config.log_scalars = True
+  # Write the open-loop prediction and test episode GIFs.
   config.log_images = True
+  # Let GPU memory grow on demand instead of taking it all.
   config.gpu_growth = True
-  # bfloat16 where it is computed natively (GPUs from Ampere on, CPUs with
-  # AVX512-BF16 or AMX): float32's range, no loss scaling; float16 with loss
-  # scaling on older GPUs; float32 on other CPUs, which emulate bfloat16.
+  # 32, 16 (float16, loss scaling) or bf16; by default bfloat16 where it is
+  # computed natively (GPUs from Ampere on, CPUs with AVX512-BF16 or AMX),
+  # float16 on older GPUs, float32 on other CPUs.
   if gpus:
     config.precision = 'bf16' if min(gpus) >= 8 else 16
   else:
     config.precision = 'bf16' if tools.cpu_bfloat16() else 32
-  config.jit = bool(gpus)  # XLA measured 2.4x slower than a graph on CPUs.
+  # Compile the train step with XLA; default on GPUs (2.4x slower on CPUs).
+  config.jit = bool(gpus)
+  # TensorFlow's deterministic ops: repeatable, slower.
   config.deterministic = False
-  config.nonfinite_limit = 10  # Train steps in a row before the run stops.
+  # Train steps in a row with non-finite updates before the run stops.
+  config.nonfinite_limit = 10
   # Environment.
+  # dmc_<domain>_<task>, a Control Suite task.
   config.task = 'dmc_walker_walk'
+  # Environments collecting in parallel, each of train and test.
   config.envs = 1
+  # How environments run: none (in this process), thread or process.
   config.parallel = 'none'
+  # Env steps per agent step; the action repeats, one frame is observed.
   config.action_repeat = 2
+  # Env steps per episode.
   config.time_limit = 1000
+  # Env steps of uniform random actions collected before training.
   config.prefill = 5000
+  # Std of Gaussian noise added to test actions.
   config.eval_noise = 0.0
+  # Rewards as given (none) or squashed by tanh, for the model to predict.
   config.clip_rewards = 'none'
   # Model.
+  # Units of the RSSM's deterministic (GRU) state.
   config.deter_size = 200
+  # Dimensions of the RSSM's stochastic (Gaussian) state.
   config.stoch_size = 30
+  # Units of each dense layer of reward, value and actor.
   config.num_units = 400
+  # Activation of the dense layers.
   config.dense_act = 'elu'
+  # Activation of the convolutions.
   config.cnn_act = 'relu'
+  # Channels of the first convolution; the others are multiples.
   config.cnn_depth = 32
+  # Learn a discount (continuation) predictor for episodes that end early.
   config.pcont = False
+  # KL below this many nats is not penalized.
   config.free_nats = 3.0
+  # Weight of the KL in the model loss.
   config.kl_scale = 1.0
+  # Weight of the discount predictor's loss.
   config.pcont_scale = 10.0
+  # Decoupled weight decay of every optimizer.
   config.weight_decay = 0.0
+  # Regular expression of the variables that weight decay applies to.
   config.weight_decay_pattern = r'.*'
-  # Upstream's RSSM sampled one noise vector for every state of a batch.
+  # One noise vector for every state of a batch, as upstream's RSSM sampled.
   config.shared_noise = False
   # Training.
+  # Sequences per train batch.
   config.batch_size = 50
+  # Steps per sequence; the imagination starts from each.
   config.batch_length = 50
+  # Env steps between train phases.
   config.train_every = 1000
+  # Train steps per phase.
   config.train_steps = 100
+  # Train steps of the first phase.
   config.pretrain = 100
+  # Learning rate of the world model.
   config.model_lr = 6e-4
+  # Learning rate of the value.
   config.value_lr = 8e-5
+  # Learning rate of the actor.
   config.actor_lr = 8e-5
+  # Global norm each optimizer clips its gradient to.
   config.grad_clip = 100.0
+  # Sample sequence starts that favour episodes' ends.
   config.dataset_balance = False
-  config.dataset_size = 0  # Env steps of the newest episodes; 0 keeps all.
+  # Env steps of the newest episodes that training samples; 0 keeps all.
+  config.dataset_size = 0
   # Behavior.
+  # Discount of the imagined rewards.
   config.discount = 0.99
+  # Lambda of the imagined returns.
   config.disclam = 0.95
+  # Imagination steps.
   config.horizon = 15
+  # The actor's distribution: tanh_normal.
   config.action_dist = 'tanh_normal'
+  # The actor's initial std, before the tanh.
   config.action_init_std = 5.0
+  # Exploration while collecting: additive_gaussian or completely_random.
   config.expl = 'additive_gaussian'
+  # Std of the exploration noise.
   config.expl_amount = 0.3
+  # Env steps over which the exploration noise halves; 0: constant.
   config.expl_decay = 0.0
+  # Lowest exploration noise once decayed.
   config.expl_min = 0.0
   return config
 
@@ -649,16 +701,19 @@ CHOICES = dict(
     expl=['additive_gaussian', 'completely_random'])
 
 
-def parse_flags(config, argv=None, choices=None, adjust=None):
+def parse_flags(
+    config, argv=None, choices=None, adjust=None, extension=None):
   """`--key value` for every config key; a bad flag exits with one line.
 
   `adjust(config, given)` may set defaults that depend on other flags and on
-  which flags were given.
+  which flags were given. `extension`, the define_config of bird.py or
+  idm.py, describes its keys in --help under its own heading.
   """
   prog = pathlib.Path(sys.argv[0]).name
   choices = {**CHOICES, **(choices or {})}
   types = dict(precision=lambda x: int(x) if x in ('16', '32') else x)
-  config, given = tools.parse_flags(config, argv, choices, prog, types)
+  config, given = tools.parse_flags(
+      config, argv, choices, prog, types, describe_config(extension))
   if adjust:
     adjust(config, given)
   try:
@@ -666,6 +721,17 @@ def parse_flags(config, argv=None, choices=None, adjust=None):
   except ValueError as e:
     sys.exit(f'{prog}: error: {e}')
   return config
+
+
+def describe_config(extension=None):
+  """{key: (group, description)} from the comments above the keys: Dreamer's
+  groups, and the extension's own keys under its name (e.g. BIRD)."""
+  helps = tools.describe(define_config)
+  if extension:
+    name = pathlib.Path(sys.modules[extension.__module__].__file__).stem
+    for key, (group, text) in tools.describe(extension, name.upper()).items():
+      helps[key] = (helps.get(key, (group,))[0], text)
+  return helps
 
 
 def make_logdir(logdir):

@@ -21,22 +21,30 @@ import models
 def define_config():
   # Table 1: every other hyperparameter is Dreamer's.
   config = dreamer.define_config()
-  config.derive_std_deter = 0.1  # sigma_h of the derived deterministic state.
-  config.derive_std_stoch = 0.1  # sigma_s', added to the posterior's std.
-  config.constraint_scale = 1.0  # beta', the decoding constraint's penalty.
+  # sigma_h: std of the noise on the derived deterministic state.
+  config.derive_std_deter = 0.1
+  # sigma_s': added to the posterior's std for the derived stochastic state.
+  config.derive_std_stoch = 0.1
+  # beta': weight of the decoding constraint.
+  config.constraint_scale = 1.0
+  # Hidden layers of the trajectory evaluator.
   config.evaluator_layers = 2
+  # Units of each evaluator layer.
   config.evaluator_units = 256
+  # Learning rate of the evaluator.
   config.evaluator_lr = 3e-4
-  # The evaluator's label-0 transitions: 'model', the model's one-step
-  # transitions from the real (z, a) (A.5, eq. 1); or 'imagined', the
-  # imagined ones, whose logit also holds the shift of (z, a).
+  # The evaluator's label-0 transitions: model, the model's one-step
+  # transitions from the real (z, a) (A.5, eq. 1); or imagined, the imagined
+  # ones, whose logit also holds the shift of (z, a).
   config.evaluator_negatives = 'model'
-  config.weight_clip = 2.0  # c: reliability logits are clipped to [-c, c].
+  # c: reliability logits are clipped to [-c, c].
+  config.weight_clip = 2.0
   # Clip each imagined logit to the range of the evaluator's logits on its
   # training pairs in the same step, where it is not extrapolating.
   config.logit_bound = False
-  # Ablations: imagination from derived memory too, reliability weights.
+  # Ablation: imagine from derived memory too.
   config.derived_starts = True
+  # Ablation: weigh imagined steps by the evaluator's reliability.
   config.reliability_weights = True
   return config
 
@@ -218,4 +226,6 @@ CHOICES = dict(evaluator_negatives=['model', 'imagined'])
 
 
 if __name__ == '__main__':
-  dreamer.main(dreamer.parse_flags(define_config(), choices=CHOICES), IDM)
+  config = dreamer.parse_flags(
+      define_config(), choices=CHOICES, extension=define_config)
+  dreamer.main(config, IDM)

@@ -14,12 +14,14 @@ if 'tensorflow' not in sys.modules:
   sys.modules['tensorflow.python.pywrap_dlopen_global_flags'] = None
 
 import argparse
+import ast
 import collections
 import contextlib
 import datetime
 import errno
 import fcntl
 import glob
+import inspect
 import io
 import json
 import pathlib
@@ -27,8 +29,10 @@ import pickle
 import queue
 import re
 import signal
+import textwrap
 import threading
 import time
+import tokenize
 import uuid
 
 import numpy as np
@@ -736,23 +740,64 @@ def args_type(default):
   return type(default)
 
 
-def parse_flags(config, argv=None, choices=None, prog=None, types=None):
+def parse_flags(
+    config, argv=None, choices=None, prog=None, types=None, helps=None):
   """Every config key as a flag `--key value`; a bad flag exits in one line.
 
-  `types` may give a key's parser, else its default's type decides. Returns
-  the config and the set of keys given on the command line.
+  `types` may give a key's parser, else its default's type decides. `helps`
+  (key: (group, description), as `describe` reads them) groups the --help.
+  Returns the config and the set of keys given on the command line.
   """
-  choices, types = choices or {}, types or {}
+  choices, types, helps = choices or {}, types or {}, helps or {}
   unset = object()
   parser = _Parser(prog=prog, allow_abbrev=False)
+  groups = {}
   for key, value in config.items():
-    parser.add_argument(
+    group, text = helps.get(key, (None, ''))
+    if group not in groups:
+      groups[group] = parser.add_argument_group(group) if group else parser
+    shown = f'default: {value}'
+    if key in choices:
+      shown += f'; one of {", ".join(map(str, choices[key]))}'
+    groups[group].add_argument(
         f'--{key}', type=types.get(key, args_type(value)), default=unset,
-        choices=choices.get(key))
+        choices=choices.get(key), metavar='',
+        help=f'{text} ({shown})'.lstrip().replace('%', '%%'))
   args = vars(parser.parse_args(argv))
   given = {key for key, value in args.items() if value is not unset}
   config = {k: args[k] if k in given else v for k, v in config.items()}
   return AttrDict(config), given
+
+
+def describe(function, group=None):
+  """{key: (group, description)} of a define_config function's keys, from
+  its source: the comment block above each statement that sets `config.key`
+  (or a comment at its end) describes the keys it sets; a comment line of one
+  capitalized word, e.g. `# Model.`, starts a group; `group` names the
+  function's keys that come before any."""
+  lines = inspect.getsource(function).splitlines()
+  comments = {}
+  for token in tokenize.generate_tokens(iter(
+      line + '\n' for line in lines).__next__):
+    if token.type == tokenize.COMMENT:
+      comments[token.start[0]] = token.string[1:].strip()
+  body = ast.parse(textwrap.dedent('\n'.join(lines))).body[0].body
+  found = {}
+  for statement in body:
+    block, number = [], statement.lineno - 1
+    while number in comments and lines[number - 1].lstrip().startswith('#'):
+      block.insert(0, comments[number])
+      number -= 1
+    while block and re.fullmatch(r'[A-Z][a-z]+\.', block[0]):
+      group = block.pop(0)[:-1]
+    for node in ast.walk(statement):
+      if not (isinstance(node, ast.Attribute) and
+              isinstance(node.ctx, ast.Store) and
+              getattr(node.value, 'id', None) == 'config'):
+        continue
+      text = ' '.join(block) or comments.get(node.lineno, '')
+      found.setdefault(node.attr, (group, text))
+  return found
 
 
 class _Parser(argparse.ArgumentParser):

@@ -42,6 +42,37 @@ def test_bad_flags_are_one_line_errors(args, message):
   assert ': error: ' in text and message in text and '\n' not in text
 
 
+@pytest.mark.parametrize('script', ['dreamer', 'bird', 'idm'])
+def test_every_key_explains_itself_in_help(script, capsys):
+  import importlib
+  module = importlib.import_module(script)
+  extension = None if script == 'dreamer' else module.define_config
+  helps = dreamer.describe_config(extension)
+  config = module.define_config()
+  undescribed = [k for k in config if not helps.get(k, (None, ''))[1]]
+  assert not undescribed, undescribed  # A comment above each key.
+  with pytest.raises(SystemExit):
+    dreamer.parse_flags(
+        config, ['--help'], getattr(module, 'CHOICES', None),
+        extension=extension)
+  text = ' '.join(capsys.readouterr().out.split())
+  groups = ['General:', 'Environment:', 'Model:', 'Training:', 'Behavior:']
+  if extension:
+    groups.append(f'{script.upper()}:')
+  positions = [text.index(group) for group in groups]
+  assert positions == sorted(positions)
+  squeezed = text.replace(' ', '')  # --help wraps lines at hyphens too.
+  for key, value in config.items():
+    entry = f'--{key} {helps[key][1]} (default: {value}'
+    assert entry.replace(' ', '') in squeezed, entry
+  assert 'one of none, thread, process' in text
+  if script == 'bird':  # Its own keys under BIRD; its replay under Training.
+    position = lambda key: text.index(f'--{key} {helps[key][1][:10]}')
+    assert position('confidence') > text.index('BIRD:')
+    assert text.index('Training:') < position('dataset_size') < text.index(
+        'Behavior:')
+
+
 @pytest.mark.slow
 def test_bad_flag_exits_before_any_work(tmp_path):
   logdir = tmp_path / 'logdir'
