@@ -25,7 +25,7 @@ setuptools.setup(
     extras_require={
         # runs/plot.py draws the figures; its tests need it too.
         'plot': ['matplotlib>=3.8'],
-        'test': ['pytest>=8', 'matplotlib>=3.8'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'matplotlib>=3.8'],
         'gpu': ['tensorflow[and-cuda]>=2.21,<2.22'],
     },
 )

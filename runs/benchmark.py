@@ -1,9 +1,9 @@
-"""Speed and memory of the agents on this machine: JSON and the README table.
+"""Speed and memory of the agents on this machine: JSON and a markdown table.
 
   python runs/benchmark.py                # every measure, about 40 minutes on
                                           # 2 CPU cores
   python runs/benchmark.py --only train/dreamer policy
-  python runs/benchmark.py --readme       # the README table from the JSON
+  python runs/benchmark.py --readme       # the table from the JSON
 
 Each measure runs in its own process, so that its peak memory is its own.
 Train steps use a random batch of the size's shape; the policy is called
@@ -11,7 +11,8 @@ with batch 1 at the default size, in training (sample, noise) and evaluation
 (mode of 100 samples) mode; collection runs the untrained agent's policy in
 walker_walk at action repeat 2, rendering every agent step. A run writes every
 number with the machine and the commit that measured it to
-runs/results/benchmark.json, and the README's table between its markers.
+runs/results/benchmark.json, and the table between its markers in
+runs/README.md.
 """
 
 import argparse
@@ -33,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'runs')]
 import methods  # noqa: E402  (no TensorFlow)
 
 OUTPUT = ROOT / 'runs' / 'results' / 'benchmark.json'
-README = ROOT / 'README.md'
+README = ROOT / 'runs' / 'README.md'
 SIZES = {
     'default': dict(batch_size=50, batch_length=50, cnn_depth=32),
     'reduced': dict(batch_size=16, batch_length=50, cnn_depth=16),
@@ -264,7 +265,7 @@ def cell(results, name, key, unit, scale=1.0, digits=2):
   if not result or key not in result:
     return '–'
   mark = ' \\*' if 'note' in result else ''  # A note below the table.
-  return f'{result[key] * scale:.{digits}f} {unit}{mark}'
+  return f'{result[key] * scale:.{digits}f} {unit}'.rstrip() + mark
 
 
 def provenance(results):
@@ -343,7 +344,7 @@ def write_readme(data):
   begin, end = '<!-- benchmark:begin -->\n', '<!-- benchmark:end -->'
   text = README.read_text()
   if begin not in text or end not in text:
-    sys.exit('benchmark.py: error: README.md lacks the benchmark markers')
+    sys.exit(f'benchmark.py: error: {README} lacks the benchmark markers')
   head, rest = text.split(begin, 1)
   tail = rest.split(end, 1)[1]
   README.write_text(head + begin + readme_table(data) + end + tail)
@@ -360,7 +361,7 @@ def main():
   parser.add_argument(
       '--loop_steps', type=int, default=100, help='train steps of a phase')
   parser.add_argument(
-      '--readme', action='store_true', help="only rewrite README's table")
+      '--readme', action='store_true', help='only rewrite the table')
   parser.add_argument('--child', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:

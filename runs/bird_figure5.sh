@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # BIRD's Figure 5 (supplement): model error in latent space over training,
 # BIRD against Dreamer. Every run logs model_error (and model_error_1 to _15
-# per horizon; README, "model_error"), so by default this uses Figure 2's runs:
-# it trains only those not finished yet, then plots.
+# per horizon; runs/README.md, "model_error"), so by default this uses
+# Figure 2's runs: it trains only those not finished yet, then plots.
 #   runs/bird_figure5.sh
 # Variables: see runs/common.sh, and FIGURE (default bird_figure2: whose runs),
 # OUTPUT (default runs/results/bird_figure5).

@@ -72,9 +72,13 @@ export -f run_one
 figure_runs() {  # figure: RUNS, pairs of logdir and command left to run
   local figure=$1 task method seed command logdir
   local logdirs=() commands=()
+  local -A scripts=()  # One methods.py call per method, not per task.
+  for method in $METHODS; do
+    scripts[$method]=$(method_command "$method")
+  done
   for task in $TASKS; do
     for method in $METHODS; do
-      command=$(method_command "$method")
+      command=${scripts[$method]}
       for seed in $SEEDS; do
         logdir="$LOGROOT/$figure/$task/$method/$seed"
         logdirs+=("$logdir")

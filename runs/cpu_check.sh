@@ -26,7 +26,7 @@
 # Again on 2026-12-01 on an Intel Xeon with 2 cores: random 149.5 ± 21.9 (threshold
 # 215.2); Dreamer 256.3 ± 30.7 (1464 s), BIRD 213.4 ± 51.0 (1525 s), IDM 199.0 ± 59.2
 # (2343 s), IDM with --evaluator_negatives imagined 295.4 ± 42.6 (2492 s): BIRD and IDM
-# below the threshold (README, CPU learning check).
+# below the threshold (runs/README.md, CPU learning check).
 #
 # It passes when each method's final test return is above the random policy's mean + 3 std
 # over EPISODES episodes at the same action repeat. The final test return is that of the last
