@@ -31,7 +31,10 @@ OUTSIDE = 'logit_imag_outside'
 def load(root):
   """{metric: {(task, method): plot.Method}} of every diagnostic."""
   metrics = [f'logit_{k}_{s}' for k in KINDS for s in ('mean', 'p5', 'p95')]
-  return {m: plot.load_runs(root, m) for m in metrics + [OUTSIDE]}
+  runs = {m: plot.load_runs(root, m) for m in metrics + [OUTSIDE]}
+  # Dreamer, random and IDM without weights sit beside IDM in a root.
+  return {m: {key: method for key, method in found.items() if method.curves}
+          for m, found in runs.items()}
 
 
 def table(runs, last):

@@ -78,3 +78,19 @@ def test_extensions_change_only_their_keys():
       'evaluator_layers', 'evaluator_units', 'evaluator_lr',
       'evaluator_negatives', 'weight_clip', 'logit_bound', 'derived_starts',
       'reliability_weights'}
+
+
+def test_planted_bugs_still_fit_the_code_and_name_real_tests():
+  # tests/plant_bugs.py checks that tests fail on the bug their name claims;
+  # a refactor that moves a planted text or renames a test must update it.
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      'plant_bugs', ROOT / 'tests' / 'plant_bugs.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  for name, (filename, text, planted, test) in module.BUGS.items():
+    assert (ROOT / filename).read_text().count(text) == 1, name
+    assert text != planted, name
+    path, function = test.split('::')
+    function = function.split('[')[0]
+    assert f'def {function}(' in (ROOT / path).read_text(), name

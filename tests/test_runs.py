@@ -80,7 +80,10 @@ def test_evaluator_logits_table_and_figure(tmp_path):
       lines.append(entry)
     (run / 'metrics.jsonl').write_text(
         ''.join(json.dumps(line) + '\n' for line in lines))
-  (root / 'walker_stand' / 'dreamer' / '0').mkdir(parents=True)
+  dreamer = root / 'walker_stand' / 'dreamer' / '0'
+  dreamer.mkdir(parents=True)  # A run of the same root without them.
+  (dreamer / 'final.jsonl').write_text(
+      json.dumps({'step': 3000, 'return': 2.0}) + '\n')
   output = tmp_path / 'out' / 'logits'
   process = run_script(
       'runs/evaluator_logits.py', str(root), '--output', str(output),
