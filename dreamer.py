@@ -65,7 +65,8 @@ def define_config():
   # Train steps in a row with non-finite updates before the run stops.
   config.nonfinite_limit = 10
   # Environment.
-  # dmc_<domain>_<task>, a Control Suite task.
+  # dmc_<domain>_<task>, a Control Suite task, or atari_<game>, an Atari game
+  # (the Atari defaults of ATARI apply to keys not given).
   config.task = 'dmc_walker_walk'
   # Environments collecting in parallel, each of train and test.
   config.envs = 1
@@ -81,6 +82,8 @@ def define_config():
   config.eval_noise = 0.0
   # Rewards as given (none) or squashed by tanh, for the model to predict.
   config.clip_rewards = 'none'
+  # Atari: one grayscale channel; upstream's make_env observes RGB.
+  config.grayscale = False
   # Model.
   # Units of the RSSM's deterministic (GRU) state.
   config.deter_size = 200
@@ -138,13 +141,14 @@ def define_config():
   config.disclam = 0.95
   # Imagination steps.
   config.horizon = 15
-  # The actor's distribution: tanh_normal.
+  # The actor's distribution: tanh_normal, or onehot for discrete actions.
   config.action_dist = 'tanh_normal'
   # The actor's initial std, before the tanh.
   config.action_init_std = 5.0
-  # Exploration while collecting: additive_gaussian or completely_random.
+  # Exploration while collecting: additive_gaussian or completely_random
+  # (continuous actions), epsilon_greedy (onehot).
   config.expl = 'additive_gaussian'
-  # Std of the exploration noise.
+  # Std of the exploration noise; epsilon of epsilon_greedy.
   config.expl_amount = 0.3
   # Env steps over which the exploration noise halves; 0: constant.
   config.expl_decay = 0.0
@@ -450,7 +454,8 @@ class Dreamer(tools.Module):
     self._dynamics = models.RSSM(
         self._c.stoch_size, self._c.deter_size, self._c.deter_size,
         shared_noise=self._c.shared_noise)
-    self._decode = models.ConvDecoder(self._c.cnn_depth, cnn_act)
+    self._decode = models.ConvDecoder(
+        self._c.cnn_depth, cnn_act, image_shape(self._c))
     self._reward = models.DenseDecoder((), 2, self._c.num_units, act=act)
     if self._c.pcont:
       self._pcont = models.DenseDecoder(
@@ -474,7 +479,7 @@ class Dreamer(tools.Module):
     # state included, without updating any: checkpoints load before
     # training, and the step traces once.
     data = dict(
-        image=np.zeros((1, 2, 64, 64, 3), np.uint8),
+        image=np.zeros((1, 2) + image_shape(self._c), np.uint8),
         action=np.zeros((1, 2, self._actdim), np.float32),
         reward=np.zeros((1, 2), np.float32),
         discount=np.ones((1, 2), np.float32))
@@ -504,6 +509,16 @@ class Dreamer(tools.Module):
       return tf.clip_by_value(noisy, -1, 1)
     if self._c.expl == 'completely_random':
       return tf.random.stateless_uniform(action.shape, seed, -1, 1)
+    if self._c.expl == 'epsilon_greedy':
+      seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+      indices = tfd.Categorical(0 * action).sample(seed=seeds[0])
+      # One draw per row, broadcast over its actions (upstream's [batch]
+      # condition fails for more than one environment).
+      explore = tf.random.stateless_uniform(tf.shape(action)[:1], seeds[1])
+      return tf.where(
+          explore[:, None] < amount,
+          tf.one_hot(indices, action.shape[-1], dtype=action.dtype),
+          action)
     raise NotImplementedError(self._c.expl)
 
   def _imagine_start(self, outs):
@@ -641,10 +656,17 @@ def summarize_episode(episode, config, datadir, logger, prefix):
 
 def make_env(config, logger, prefix, datadir, store, index=0):
   suite, task = config.task.split('_', 1)
-  assert suite == 'dmc', config.task
   seed = wrappers.env_seed(config.seed, prefix, index)
-  ctor = functools.partial(
-      wrappers.make_dmc, task, config.action_repeat, config.time_limit, seed)
+  if suite == 'dmc':
+    ctor = functools.partial(
+        wrappers.make_dmc, task, config.action_repeat, config.time_limit,
+        seed)
+  elif suite == 'atari':
+    ctor = functools.partial(
+        wrappers.make_atari, task, config.action_repeat, config.time_limit,
+        seed, grayscale=config.grayscale)
+  else:
+    raise NotImplementedError(suite)
   env = wrappers.Async(ctor, config.parallel)
   callbacks = []
   if store:
@@ -660,16 +682,35 @@ def make_env(config, logger, prefix, datadir, store, index=0):
 ACTIVATIONS = ['elu', 'relu', 'swish', 'leaky_relu']  # Of _build_model.
 
 
+# Atari's defaults, for the keys not given: its actions are discrete (the
+# continuous defaults were upstream's "Invalid one-hot action"), frames are
+# skipped 4 at a time, an episode is up to 30 minutes of play (108k frames),
+# and a lost life ends it, which the discount predictor learns.
+ATARI = dict(
+    action_dist='onehot', expl='epsilon_greedy', action_repeat=4,
+    time_limit=108000, pcont=True)
+
+
+def apply_atari(config, given):
+  if config.task.startswith('atari_'):
+    config.update({k: v for k, v in ATARI.items() if k not in given})
+
+
 def check_config(config):
   """ValueError for values that would fail late or train something else."""
   suite, _, task = config.task.partition('_')
-  if suite != 'dmc' or not task:
+  if suite not in ('dmc', 'atari') or not task:
     raise ValueError(
-        f"unknown task '{config.task}': tasks are named dmc_<domain>_<task>")
+        f"unknown task '{config.task}': tasks are named dmc_<domain>_<task> "
+        'or atari_<game>')
   try:
-    wrappers.parse_task(task)
+    if suite == 'dmc':
+      wrappers.parse_task(task)
+    else:
+      wrappers.parse_game(task)
   except ValueError as e:
     raise ValueError(f"unknown task '{config.task}': {e}") from None
+  check_actions(config, suite)
   for key in (
       'steps', 'eval_every', 'log_every', 'envs', 'action_repeat',
       'time_limit', 'deter_size', 'stoch_size', 'num_units', 'cnn_depth',
@@ -694,11 +735,34 @@ def check_config(config):
     raise ValueError('--discount and --disclam must lie in [0, 1]')
 
 
+def check_actions(config, suite):
+  discrete = suite == 'atari'
+  if (config.action_dist == 'onehot') != discrete:
+    kind = 'discrete' if discrete else 'continuous'
+    raise ValueError(
+        f'--action_dist {config.action_dist} cannot act in {config.task}, '
+        f"whose actions are {kind}; its default is "
+        f"{'onehot' if discrete else 'tanh_normal'}")
+  if (config.expl == 'epsilon_greedy') != discrete:
+    valid = (
+        'epsilon_greedy' if discrete else
+        'additive_gaussian or completely_random')
+    raise ValueError(
+        f'--expl {config.expl} does not fit --action_dist '
+        f'{config.action_dist}; use {valid}')
+  if config.grayscale and not discrete:
+    raise ValueError('--grayscale applies to Atari tasks only')
+
+
+def image_shape(config):
+  return (64, 64, 1 if config.grayscale else 3)
+
+
 CHOICES = dict(
     precision=[16, 32, 'bf16'], parallel=['none', 'thread', 'process'],
     clip_rewards=['none', 'tanh'], dense_act=ACTIVATIONS,
-    cnn_act=ACTIVATIONS, action_dist=['tanh_normal'],
-    expl=['additive_gaussian', 'completely_random'])
+    cnn_act=ACTIVATIONS, action_dist=['tanh_normal', 'onehot'],
+    expl=['additive_gaussian', 'completely_random', 'epsilon_greedy'])
 
 
 def parse_flags(
@@ -714,6 +778,7 @@ def parse_flags(
   types = dict(precision=lambda x: int(x) if x in ('16', '32') else x)
   config, given = tools.parse_flags(
       config, argv, choices, prog, types, describe_config(extension))
+  apply_atari(config, given)
   if adjust:
     adjust(config, given)
   try:
@@ -824,7 +889,7 @@ def describe_run(config, agent_class):
 def versions():
   packages = (
       'tensorflow', 'tf_keras', 'tensorflow-probability', 'dm_control',
-      'mujoco', 'numpy', 'dreamer-bird-idm')
+      'mujoco', 'ale-py', 'numpy', 'dreamer-bird-idm')
   found = {}
   for package in packages:
     try:

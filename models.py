@@ -188,4 +188,7 @@ class ActionDecoder(tools.Module):
       dist = tfd.TransformedDistribution(dist, tools.TanhBijector())
       dist = tfd.Independent(dist, 1)
       return tools.SampleDist(dist)
+    if self._dist == 'onehot':
+      x = self.get('hout', tfkl.Dense, self._size)(x)
+      return tools.OneHotDist(tf.cast(x, tf.float32))
     raise NotImplementedError(self._dist)

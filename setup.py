@@ -18,6 +18,8 @@ setuptools.setup(
         # dm_control 1.0.50 fails with mujoco 4 (reference §1).
         'dm_control==1.0.50',
         'mujoco>=3.17,<4',
+        # The Arcade Learning Environment with its ROMs, for atari_<game>.
+        'ale-py>=0.10,<0.13',
         'numpy>=1.26,<3',
         'absl-py>=2',
         'pillow>=10',  # GIFs are encoded in-process: no ffmpeg needed.

@@ -144,6 +144,8 @@ def video_summary(name, video, step=None, fps=20):
 def encode_gif(frames, fps):
   """GIF bytes of uint8 frames (T, H, W, C), encoded in-process by Pillow."""
   from PIL import Image
+  if frames.shape[-1] == 1:  # Grayscale Atari frames.
+    frames = frames[..., 0]
   images = [Image.fromarray(frame) for frame in frames]
   buffer = io.BytesIO()
   images[0].save(
@@ -490,6 +492,48 @@ class SampleDist:
     sample = self._dist.sample(self._samples)
     logprob = self.log_prob(sample)
     return -tf.reduce_mean(logprob, 0)
+
+
+class OneHotDist:
+  """Categorical over one-hot vectors; samples pass straight-through
+  gradients to the probabilities. Float32, as every distribution here."""
+
+  def __init__(self, logits=None, probs=None):
+    self._dist = tfd.Categorical(logits=logits, probs=probs)
+    self._num_classes = self.mean().shape[-1]
+
+  @property
+  def name(self):
+    return 'OneHotDist'
+
+  def __getattr__(self, name):
+    return getattr(self._dist, name)
+
+  def prob(self, events):
+    indices = tf.argmax(events, axis=-1)
+    return self._dist.prob(indices)
+
+  def log_prob(self, events):
+    indices = tf.argmax(events, axis=-1)
+    return self._dist.log_prob(indices)
+
+  def mean(self):
+    return self._dist.probs_parameter()
+
+  def mode(self, seed=None):
+    del seed  # The signature of SampleDist.mode, which the policy calls.
+    return self._one_hot(self._dist.mode())
+
+  def sample(self, amount=None, seed=None):
+    amount = [amount] if amount else []
+    indices = self._dist.sample(*amount, seed=seed)
+    sample = self._one_hot(indices)
+    probs = self._dist.probs_parameter()
+    sample += probs - tf.stop_gradient(probs)
+    return sample
+
+  def _one_hot(self, indices):
+    return tf.one_hot(indices, self._num_classes, dtype=tf.float32)
 
 
 class TanhBijector(tfp.bijectors.Tanh):

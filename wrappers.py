@@ -71,6 +71,99 @@ class DeepMindControl:
     self._env.physics.free()
 
 
+class Atari:
+  """Upstream's wrapper on the Arcade Learning Environment itself, which
+  ships the ROMs: gym's <Game>NoFrameskip-v0 (sticky actions) or -v4 with
+  the minimal action set, seeded."""
+
+  LOCK = threading.Lock()
+
+  def __init__(
+      self, name, action_repeat=4, size=(84, 84), grayscale=True, noops=30,
+      life_done=False, sticky_actions=True, seed=None):
+    import ale_py
+    import ale_py.roms
+    self._random = np.random.RandomState(seed)
+    with self.LOCK:
+      self._env = ale_py.ALEInterface()
+      self._env.setLoggerMode(ale_py.LoggerMode.Error)
+      self._env.setInt('random_seed', self._random.randint(2 ** 31))
+      # ALE makes actions sticky unless told otherwise; v4 did not.
+      self._env.setFloat(
+          'repeat_action_probability', 0.25 if sticky_actions else 0.0)
+      self._env.loadROM(ale_py.roms.get_rom_path(parse_game(name)))
+    self._actions = self._env.getMinimalActionSet()
+    self._action_repeat = action_repeat
+    self._size = size
+    self._grayscale = grayscale
+    self._noops = noops
+    self._life_done = life_done
+    self._lives = None
+    shape = self._env.getScreenDims() + (() if grayscale else (3,))
+    self._buffers = [np.empty(shape, dtype=np.uint8) for _ in range(2)]
+
+  @property
+  def observation_space(self):
+    shape = self._size + (1 if self._grayscale else 3,)
+    space = Box(low=0, high=255, shape=shape, dtype=np.uint8)
+    return {'image': space}
+
+  @property
+  def action_space(self):
+    return Discrete(len(self._actions))
+
+  def close(self):
+    pass  # The emulator has nothing to free before it is collected.
+
+  def reset(self):
+    with self.LOCK:
+      self._env.reset_game()
+    noops = self._random.randint(1, self._noops + 1)
+    for _ in range(noops):
+      self._env.act(self._actions[0])
+      if self._env.game_over():
+        with self.LOCK:
+          self._env.reset_game()
+    self._lives = self._env.lives()
+    self._screen(self._buffers[0])
+    self._buffers[1].fill(0)
+    return self._get_obs()
+
+  def step(self, action):
+    total_reward = 0.0
+    for step in range(self._action_repeat):
+      reward = self._env.act(self._actions[action])
+      done = self._env.game_over()
+      total_reward += reward
+      if self._life_done:
+        lives = self._env.lives()
+        done = done or lives < self._lives
+        self._lives = lives
+      if done:
+        break
+      elif step >= self._action_repeat - 2:
+        index = step - (self._action_repeat - 2)
+        self._screen(self._buffers[index])
+    obs = self._get_obs()
+    return obs, np.float32(total_reward), done, {}
+
+  def _screen(self, buffer):
+    if self._grayscale:
+      self._env.getScreenGrayscale(buffer)
+    else:
+      self._env.getScreenRGB(buffer)
+
+  def _get_obs(self):
+    if self._action_repeat > 1:
+      np.maximum(self._buffers[0], self._buffers[1], out=self._buffers[0])
+    from PIL import Image
+    image = np.array(Image.fromarray(self._buffers[0]).resize(
+        self._size, Image.BILINEAR))
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    image = image[:, :, None] if self._grayscale else image
+    return {'image': image}
+
+
 class Collect:
   """Records transitions and hands each finished episode to the callbacks.
 
@@ -196,6 +289,42 @@ class NormalizeActions:
     original = (action + 1) / 2 * (self._high - self._low) + self._low
     original = np.where(self._mask, original, action)
     return self._env.step(original)
+
+
+class OneHotAction:
+
+  def __init__(self, env):
+    assert isinstance(env.action_space, Discrete)
+    self._env = env
+
+  def __getattr__(self, name):
+    return getattr(self._env, name)
+
+  @property
+  def action_space(self):
+    shape = (self._env.action_space.n,)
+    space = Box(low=0, high=1, shape=shape, dtype=np.float32)
+    space.sample = self._sample_action
+    return space
+
+  def step(self, action):
+    index = np.argmax(action).astype(int)
+    reference = np.zeros_like(action)
+    reference[index] = 1
+    if not np.allclose(reference, action):
+      raise ValueError(f'Invalid one-hot action:\n{action}')
+    return self._env.step(index)
+
+  def reset(self):
+    return self._env.reset()
+
+  def _sample_action(self, random=np.random):
+    # The caller's random state, which upstream's left to the Atari env's.
+    actions = self._env.action_space.n
+    index = random.randint(0, actions)
+    reference = np.zeros(actions, dtype=np.float32)
+    reference[index] = 1.0
+    return reference
 
 
 class Async:
@@ -380,7 +509,8 @@ class Async:
       conn.close()
 
 
-# Added: spaces without gym, task names, seeds, the environment stack.
+# Added: spaces without gym, task and game names, seeds, the environment
+# stacks.
 
 class Box:
   """The part of gym.spaces.Box the agent uses: bounded float actions."""
@@ -394,6 +524,14 @@ class Box:
 
   def sample(self, random=np.random):
     return random.uniform(self.low, self.high).astype(self.dtype)
+
+
+class Discrete:
+  """The part of gym.spaces.Discrete that OneHotAction uses."""
+
+  def __init__(self, n):
+    self.n = n
+    self.shape = ()
 
 
 def dmc_tasks():
@@ -422,6 +560,20 @@ def parse_task(name):
       f"valid domains are: {', '.join(domains)}")
 
 
+def atari_games():
+  import ale_py.roms
+  return ale_py.roms.get_all_rom_ids()
+
+
+def parse_game(name):
+  """Upstream's game names, which are ALE's ROM names: atari_ms_pacman."""
+  games = atari_games()
+  if name not in games:
+    raise ValueError(
+        f"unknown game '{name}'; valid games are: {', '.join(games)}")
+  return name
+
+
 # Environments of one run draw apart: training, evaluation, and the final
 # evaluation of runs/evaluate.py.
 SEED_ROLES = {'train': 0, 'test': 1, 'final': 2}
@@ -438,6 +590,18 @@ def make_dmc(task, action_repeat, time_limit, seed, size=(64, 64)):
   env = DeepMindControl(task, size, seed=seed)
   env = ActionRepeat(env, action_repeat)
   env = NormalizeActions(env)
+  env = TimeLimit(env, time_limit // action_repeat)
+  return env
+
+
+def make_atari(
+    task, action_repeat, time_limit, seed, size=(64, 64), grayscale=False):
+  """Upstream's Atari branch of make_env: frames skipped by the wrapper,
+  life loss ends an episode, sticky actions, one-hot actions."""
+  env = Atari(
+      task, action_repeat, size, grayscale=grayscale, life_done=True,
+      sticky_actions=True, seed=seed)
+  env = OneHotAction(env)
   env = TimeLimit(env, time_limit // action_repeat)
   return env
 

@@ -9,7 +9,8 @@ Each measure runs in its own process, so that its peak memory is its own.
 Train steps use a random batch of the size's shape; the policy is called
 with batch 1 at the default size, in training (sample, noise) and evaluation
 (mode of 100 samples) mode; collection runs the untrained agent's policy in
-walker_walk at action repeat 2, rendering every agent step. A run writes every
+walker_walk at action repeat 2, rendering every agent step, and in Pong at
+Atari's frame skip 4 (one-hot actor, epsilon-greedy). A run writes every
 number with the machine and the commit that measured it to
 runs/results/benchmark.json, and the table between its markers in
 runs/README.md.
@@ -64,6 +65,7 @@ def measures():
       f'policy/{p}/{mode}' for p in PRECISIONS for mode in ('eval', 'train')]
   names += [f'collect/{p}/envs1' for p in PRECISIONS]
   names += ['collect/32/envs2-process']
+  names += [f'collect/{p}/atari_pong' for p in PRECISIONS]
   names += [f'loop/{size}/{loop}' for size in LOOP_SIZES
             for loop in ('before', 'prefetch')]
   return names
@@ -73,7 +75,7 @@ def peak_rss_gib():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def make_agent(agent, logdir, **overrides):
+def make_agent(agent, logdir, actdim=6, **overrides):
   import importlib
   import dreamer
   import tools
@@ -81,10 +83,11 @@ def make_agent(agent, logdir, **overrides):
   module, name = methods.method(agent)[1].rsplit('.', 1)
   config = importlib.import_module(module).define_config()
   config.update(overrides)
+  dreamer.apply_atari(config, set(overrides))
   config.logdir = pathlib.Path(logdir)
   dreamer.setup(config)
   logger = tools.Logger(logdir, config.steps)
-  actspace = wrappers.Box(-np.ones(6), np.ones(6))
+  actspace = wrappers.Box(-np.ones(actdim), np.ones(actdim))
   agent_class = getattr(importlib.import_module(module), name)
   agent = agent_class(config, config.logdir / 'episodes', actspace, logger)
   return agent, config
@@ -140,11 +143,12 @@ def measure_policy(precision, mode, calls):
 def measure_collect(precision, envs, frames):
   import dreamer
   import tools
-  count, parallel = (1, 'none') if envs == 'envs1' else (2, 'process')
+  count, parallel = (2, 'process') if envs == 'envs2-process' else (1, 'none')
+  task = 'atari_pong' if envs == 'atari_pong' else 'dmc_walker_walk'
   with tempfile.TemporaryDirectory() as logdir:
     # No training and no stored episodes: acting, physics and rendering.
     agent, config = make_agent(
-        'dreamer', logdir, task='dmc_walker_walk', envs=count,
+        'dreamer', logdir, task=task, envs=count,
         parallel=parallel, log_images=False, precision=PRECISIONS[precision],
         **SIZES['default'])
     logger = tools.Logger(logdir, 0)
@@ -163,7 +167,8 @@ def measure_collect(precision, envs, frames):
         env.close()
     return dict(
         env_frames_per_s=frames / duration, frames=frames,
-        task='dmc_walker_walk', action_repeat=config.action_repeat,
+        agent_steps_per_s=frames / config.action_repeat / duration,
+        task=task, action_repeat=config.action_repeat,
         envs=count, parallel=parallel, peak_rss_gib=peak_rss_gib())
 
 
@@ -315,6 +320,10 @@ def readme_table(data):
   lines.append(
       '| collection, walker_walk, 1 env | ' + ' | '.join(
           cell(results, f'collect/{p}/envs1', 'env_frames_per_s',
+               'env frames/s', digits=1) for p in PRECISIONS) + ' |')
+  lines.append(
+      '| collection, atari_pong, 1 env, frame skip 4 | ' + ' | '.join(
+          cell(results, f'collect/{p}/atari_pong', 'env_frames_per_s',
                'env frames/s', digits=1) for p in PRECISIONS) + ' |')
   lines.append(
       '| collection, 2 envs, `--parallel process` | ' + cell(

@@ -56,6 +56,20 @@ BUGS = {
         'dreamer.py', '  # One noise vector for every state',
         '  config.undescribed = 1\n  # One noise vector for every state',
         'tests/test_cli.py::test_every_key_explains_itself_in_help'),
+    'one_hot_sample_without_straight_through': (
+        'tools.py', 'sample += probs - tf.stop_gradient(probs)',
+        'sample += 0 * probs',
+        'tests/test_atari.py::test_one_hot_dist_passes_straight_through_'
+        'gradients'),
+    'atari_pools_one_frame': (
+        'wrappers.py', 'np.maximum(self._buffers[0], self._buffers[1], '
+        'out=self._buffers[0])', 'self._buffers[0][:] = self._buffers[1]',
+        'tests/test_atari.py::test_frames_are_skipped_and_the_last_two_max_'
+        'pooled'),
+    'epsilon_greedy_one_draw_for_the_batch': (
+        'dreamer.py', 'explore[:, None] < amount', 'explore[:1, None] < amount',
+        'tests/test_atari.py::test_epsilon_greedy_decays_and_replaces_that_'
+        'share_of_actions'),
 }
 
 

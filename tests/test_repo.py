@@ -60,7 +60,7 @@ def test_config_has_upstreams_keys_and_defaults():
   new = set(config) - set(UPSTREAM) - {'logdir', 'precision'}
   assert new == {
       'jit', 'deterministic', 'nonfinite_limit', 'dataset_size',
-      'shared_noise'}
+      'shared_noise', 'grayscale'}
 
 
 def test_extensions_change_only_their_keys():
