@@ -6,6 +6,7 @@ renderer (reference §1).
 """
 
 import contextlib
+import functools
 import importlib.machinery
 import multiprocessing
 import multiprocessing.dummy
@@ -304,7 +305,8 @@ class OneHotAction:
   def action_space(self):
     shape = (self._env.action_space.n,)
     space = Box(low=0, high=1, shape=shape, dtype=np.float32)
-    space.sample = self._sample_action
+    # Without the env, so that the space pickles out of a worker process.
+    space.sample = functools.partial(self._sample_action, shape[0])
     return space
 
   def step(self, action):
@@ -318,9 +320,9 @@ class OneHotAction:
   def reset(self):
     return self._env.reset()
 
-  def _sample_action(self, random=np.random):
+  @staticmethod
+  def _sample_action(actions, random=np.random):
     # The caller's random state, which upstream's left to the Atari env's.
-    actions = self._env.action_space.n
     index = random.randint(0, actions)
     reference = np.zeros(actions, dtype=np.float32)
     reference[index] = 1.0

@@ -1,5 +1,6 @@
 """Atari: the wrapper on real ROMs, one-hot actions, epsilon-greedy, runs."""
 
+import functools
 import types
 
 import numpy as np
@@ -99,6 +100,23 @@ def test_make_atari_seeds_limits_time_in_agent_steps_and_takes_one_hots():
       env.step(np.full(6, 1 / 6, np.float32))
   np.testing.assert_array_equal(*episodes)
   assert episodes[0].std() > 1
+
+
+@pytest.mark.slow
+def test_atari_steps_in_a_worker_process():
+  ctor = functools.partial(wrappers.make_atari, 'pong', 4, 40, 3)
+  env = wrappers.Async(ctor, 'process')
+  try:
+    space = env.action_space
+    reference = wrappers.make_atari('pong', 4, 40, 3)
+    obs, expected = env.reset(), reference.reset()
+    np.testing.assert_array_equal(obs['image'], expected['image'])
+    action = space.sample(np.random.RandomState(0))
+    obs, _, _, _ = env.step(action)
+    expected, _, _, _ = reference.step(action)
+    np.testing.assert_array_equal(obs['image'], expected['image'])
+  finally:
+    env.close()
 
 
 def test_a_bad_game_is_rejected_with_the_list_of_games():
