@@ -20,6 +20,7 @@ import traceback
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
+from PIL import Image
 
 
 class DeepMindControl:
@@ -143,7 +144,8 @@ class Atari:
       if done:
         break
       elif step >= self._action_repeat - 2:
-        index = step - (self._action_repeat - 2)
+        # Upstream's index is 1 for a repeat of 1, which froze the frame.
+        index = step - max(0, self._action_repeat - 2)
         self._screen(self._buffers[index])
     obs = self._get_obs()
     return obs, np.float32(total_reward), done, {}
@@ -157,7 +159,6 @@ class Atari:
   def _get_obs(self):
     if self._action_repeat > 1:
       np.maximum(self._buffers[0], self._buffers[1], out=self._buffers[0])
-    from PIL import Image
     image = np.array(Image.fromarray(self._buffers[0]).resize(
         self._size, Image.BILINEAR))
     image = np.clip(image, 0, 255).astype(np.uint8)

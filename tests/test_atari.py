@@ -44,6 +44,16 @@ def test_frames_are_skipped_and_the_last_two_max_pooled():
   assert obs['image'].shape == (64, 64, 3) and obs['image'].dtype == np.uint8
 
 
+def test_without_frame_skip_each_step_observes_its_frame():
+  env = wrappers.Atari('pong', 1, (64, 64), grayscale=False, seed=5)
+  env.reset()
+  for _ in range(30):
+    obs, _, _, _ = env.step(2)
+    frame = Image.fromarray(env._env.getScreenRGB())
+    expected = np.array(frame.resize((64, 64), Image.BILINEAR))
+    np.testing.assert_array_equal(obs['image'], expected)
+
+
 def test_grayscale_has_one_channel_and_the_minimal_action_set():
   env = wrappers.Atari('breakout', 4, (64, 64), grayscale=True, seed=0)
   assert env.observation_space['image'].shape == (64, 64, 1)
