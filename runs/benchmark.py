@@ -75,7 +75,7 @@ def peak_rss_gib():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def make_agent(agent, logdir, actdim=6, **overrides):
+def make_agent(agent, logdir, **overrides):
   import importlib
   import dreamer
   import tools
@@ -87,7 +87,7 @@ def make_agent(agent, logdir, actdim=6, **overrides):
   config.logdir = pathlib.Path(logdir)
   dreamer.setup(config)
   logger = tools.Logger(logdir, config.steps)
-  actspace = wrappers.Box(-np.ones(actdim), np.ones(actdim))
+  actspace = wrappers.Box(-np.ones(6), np.ones(6))  # Pong has 6 actions too.
   agent_class = getattr(importlib.import_module(module), name)
   agent = agent_class(config, config.logdir / 'episodes', actspace, logger)
   return agent, config
