@@ -76,10 +76,12 @@ figure_runs() {  # figure: RUNS, pairs of logdir and command left to run
   for method in $METHODS; do
     scripts[$method]=$(method_command "$method")
   done
-  for task in $TASKS; do
-    for method in $METHODS; do
-      command=${scripts[$method]}
-      for seed in $SEEDS; do
+  # Seeds outermost: a study stopped part way has as many seeds of every
+  # task and method as it could.
+  for seed in $SEEDS; do
+    for task in $TASKS; do
+      for method in $METHODS; do
+        command=${scripts[$method]}
         logdir="$LOGROOT/$figure/$task/$method/$seed"
         logdirs+=("$logdir")
         commands+=("$PYTHON $ROOT/$command --task dmc_$task --seed $seed \
@@ -189,6 +191,10 @@ plot_metrics() {  # figure output metric...: plots those metrics of its runs
 
 run_figure() {  # figure
   figure_runs "$1"
+  launch_runs "$1"
+}
+
+launch_runs() {  # figure: runs RUNS here (local) or submits them (slurm)
   if [ "$LAUNCHER" = slurm ]; then
     [ ${#RUNS[@]} -gt 0 ] || return 0
     submit "$1"

@@ -228,7 +228,7 @@ def command(method, task, seed, figure, steps='1e6', extra=''):
 def matrix(figure, tasks, methods, seeds, **kwargs):
   return [
       command(method, task, seed, figure, **kwargs)
-      for task in tasks for method in methods for seed in seeds]
+      for seed in seeds for task in tasks for method in methods]
 
 
 BIRD_TASKS = ('hopper_stand', 'hopper_hop', 'walker_run', 'cartpole_swingup')
