@@ -43,6 +43,8 @@ def define_config():
   config.steps = int(5e6)
   # Env steps between test episodes and checkpoints.
   config.eval_every = int(1e4)
+  # Test episodes at each evaluation; the curve shows their mean return.
+  config.eval_episodes = 1
   # Env steps between metric summaries (metrics.jsonl, TensorBoard).
   config.log_every = int(1e3)
   # Write the agent's scalar metrics.
@@ -654,27 +656,57 @@ def summarize_episode(episode, config, datadir, logger, prefix):
     logger.video(step, f'sim/{prefix}/video', episode['image'][None])
 
 
-def make_env(config, logger, prefix, datadir, store, index=0):
-  suite, task = config.task.split('_', 1)
-  seed = wrappers.env_seed(config.seed, prefix, index)
-  if suite == 'dmc':
-    ctor = functools.partial(
-        wrappers.make_dmc, task, config.action_repeat, config.time_limit,
-        seed)
-  elif suite == 'atari':
-    ctor = functools.partial(
-        wrappers.make_atari, task, config.action_repeat, config.time_limit,
-        seed, grayscale=config.grayscale)
-  else:
-    raise NotImplementedError(suite)
+def summarize_evaluation(episodes, config, datadir, logger):
+  """The test episodes of one evaluation as one point of the curve: their
+  mean return and length, and each episode's return in metrics.jsonl as
+  test/return_<i>. One episode is summarized as upstream's."""
+  if len(episodes) == 1:
+    summarize_episode(episodes[0], config, datadir, logger, 'test')
+    return
+  returns = np.array([ep['reward'].sum() for ep in episodes], float)
+  lengths = [len(ep['reward']) - 1 for ep in episodes]
+  print(f'Test return {returns.mean():.1f} ± {returns.std():.1f} over '
+        f'{len(returns)} episodes ({", ".join(f"{r:.1f}" for r in returns)}).')
+  count, steps = tools.count_episodes(datadir)
+  metrics = {
+      'test/return': returns.mean(), 'test/return_std': returns.std(),
+      'test/length': np.mean(lengths), 'episodes': count}
+  each = {f'test/return_{i}': r for i, r in enumerate(returns)}
+  step = steps * config.action_repeat
+  logger.write(step, metrics, 'sim', unlogged=each)
+  if config.log_images:
+    logger.video(step, 'sim/test/video', episodes[0]['image'][None])
+
+
+def make_env(
+    config, logger, prefix, datadir, store, index=0, episodes=None):
+  ctor = make_ctor(config, wrappers.env_seed(config.seed, prefix, index))
   env = wrappers.Async(ctor, config.parallel)
   callbacks = []
   if store:
     callbacks.append(lambda ep: tools.save_episodes(datadir, [ep]))
-  callbacks.append(
-      lambda ep: summarize_episode(ep, config, datadir, logger, prefix))
+  if episodes is not None:  # Summarized together (summarize_evaluation).
+    callbacks.append(episodes.append)
+  else:
+    callbacks.append(
+        lambda ep: summarize_episode(ep, config, datadir, logger, prefix))
   env = wrappers.Collect(env, callbacks)
   return env
+
+
+def make_ctor(config, seed):
+  """The task's environment as a picklable constructor: training and
+  runs/evaluate.py build it alike, in any process."""
+  suite, task = config.task.split('_', 1)
+  if suite == 'dmc':
+    return functools.partial(
+        wrappers.make_dmc, task, config.action_repeat, config.time_limit,
+        seed)
+  if suite == 'atari':
+    return functools.partial(
+        wrappers.make_atari, task, config.action_repeat, config.time_limit,
+        seed, grayscale=config.grayscale)
+  raise ValueError(f"no environment for task '{config.task}'")
 
 
 # Added: the command line, checked before any work, and the logdir.
@@ -712,9 +744,9 @@ def check_config(config):
     raise ValueError(f"unknown task '{config.task}': {e}") from None
   check_actions(config, suite)
   for key in (
-      'steps', 'eval_every', 'log_every', 'envs', 'action_repeat',
-      'time_limit', 'deter_size', 'stoch_size', 'num_units', 'cnn_depth',
-      'batch_size', 'train_every', 'train_steps', 'horizon',
+      'steps', 'eval_every', 'eval_episodes', 'log_every', 'envs',
+      'action_repeat', 'time_limit', 'deter_size', 'stoch_size', 'num_units',
+      'cnn_depth', 'batch_size', 'train_every', 'train_steps', 'horizon',
       'nonfinite_limit'):
     if config[key] < 1:
       raise ValueError(f'--{key} must be positive, got {config[key]}')
@@ -818,9 +850,9 @@ def prepare_logdir(logdir):
 # Keys that may change between the starts of one run; every other key defines
 # what is trained and must stay as recorded in the logdir's config.json.
 RESUMABLE = (
-    'logdir', 'steps', 'eval_every', 'log_every', 'log_scalars', 'log_images',
-    'gpu_growth', 'precision', 'jit', 'deterministic', 'nonfinite_limit',
-    'envs', 'parallel')
+    'logdir', 'steps', 'eval_every', 'eval_episodes', 'log_every',
+    'log_scalars', 'log_images', 'gpu_growth', 'precision', 'jit',
+    'deterministic', 'nonfinite_limit', 'envs', 'parallel')
 
 
 def check_record(config, agent_class):
@@ -950,8 +982,11 @@ def main(config, agent_class=None):
   train_envs = [
       make_env(config, logger, 'train', datadir, store=True, index=i)
       for i in range(config.envs)]
+  evaluation = []  # The test episodes of the evaluation under way.
   test_envs = [
-      make_env(config, logger, 'test', datadir, store=False, index=i)
+      make_env(
+          config, logger, 'test', datadir, store=False, index=i,
+          episodes=evaluation)
       for i in range(config.envs)]
   try:
     actspace = train_envs[0].action_space
@@ -982,11 +1017,15 @@ def main(config, agent_class=None):
     state = None
     while agent.step < config.steps and not tools.STOP.requested:
       print('Start evaluation.')
-      total = config.time_limit * len(test_envs)
+      rounds = -(-config.eval_episodes // len(test_envs))  # Rounded up.
+      total = config.time_limit * len(test_envs) * rounds
       with tools.Progress('Evaluation', total, 'env steps') as progress:
         policy = functools.partial(agent, training=False)
         policy = counting(policy, progress, config.action_repeat)
-        tools.simulate(policy, test_envs, episodes=1)
+        tools.simulate(policy, test_envs, episodes=config.eval_episodes)
+      if len(evaluation) >= config.eval_episodes:  # Not cut by a stop.
+        summarize_evaluation(evaluation, config, datadir, logger)
+      evaluation.clear()
       logger.flush()
       print('Start collection.')
       steps = config.eval_every // config.action_repeat

@@ -1,5 +1,8 @@
 import setuptools
 
+# rliable 1.2.0 needs arch < 8, which fails to import under pandas 3.
+PLOT = ['matplotlib>=3.8', 'rliable==1.2.0', 'arch>=5.3.1,<8', 'pandas<3']
+
 setuptools.setup(
     name='dreamer-bird-idm',
     version='0.1.0',
@@ -23,11 +26,14 @@ setuptools.setup(
         'numpy>=1.26,<3',
         'absl-py>=2',
         'pillow>=10',  # GIFs are encoded in-process: no ffmpeg needed.
+        # MP4 videos (runs/evaluate.py): its wheel carries an ffmpeg binary.
+        'imageio-ffmpeg>=0.5',
     ],
     extras_require={
-        # runs/plot.py draws the figures; its tests need it too.
-        'plot': ['matplotlib>=3.8'],
-        'test': ['pytest>=8', 'pytest-xdist>=3', 'matplotlib>=3.8'],
+        # runs/plot.py draws the figures and their statistics; its tests need
+        # it too.
+        'plot': PLOT,
+        'test': ['pytest>=8', 'pytest-xdist>=3'] + PLOT,
         'gpu': ['tensorflow[and-cuda]>=2.21,<2.22'],
     },
 )

@@ -154,6 +154,36 @@ def encode_gif(frames, fps):
   return buffer.getvalue()
 
 
+def write_video(filename, frames, fps):
+  """Writes uint8 frames (T, H, W, C) as MP4 (H.264) or, by the suffix, GIF,
+  atomically. MP4 is encoded by the ffmpeg binary in imageio-ffmpeg's wheel:
+  nothing is installed system-wide."""
+  filename = pathlib.Path(filename)
+  if filename.suffix == '.gif':
+    write_atomic(filename, lambda f: f.write(encode_gif(frames, fps)))
+    return
+  import imageio_ffmpeg
+  if frames.shape[-1] == 1:  # Grayscale Atari frames.
+    frames = np.repeat(frames, 3, -1)
+  height, width = frames.shape[1:3]
+  temp = filename.with_name(f'.{filename.name}.{uuid.uuid4().hex[:8]}.tmp')
+  try:
+    with disk_full_is_an_error(filename):
+      # Near-lossless (crf 10): the frames are small and a viewer compares
+      # them pixel by pixel with the model's.
+      writer = imageio_ffmpeg.write_frames(
+          str(temp), (width, height), fps=fps, codec='libx264', quality=8,
+          macro_block_size=1, output_params=['-f', 'mp4'])
+      writer.send(None)
+      for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+      writer.close()
+      os.replace(temp, filename)
+  finally:
+    if temp.exists():
+      temp.unlink()
+
+
 def simulate(agent, envs, steps=0, episodes=0, state=None):
   """Steps until `steps` agent steps or `episodes` episodes have finished.
 
@@ -1033,10 +1063,20 @@ def locked(directory):
 
 
 def checkpoint_step(filename):
-  """The step a checkpoint was written at, or None without a checkpoint."""
+  """The step a checkpoint was written at, or None without a checkpoint.
+  Also of upstream's checkpoints (runs/upstream.py): their values in order,
+  without names, the step the only int64 scalar among them."""
   try:
     with pathlib.Path(filename).open('rb') as f:
-      return int(pickle.load(f)['_step'])
+      values = pickle.load(f)
+    if isinstance(values, dict):
+      return int(values['_step'])
+    steps = [
+        v for v in values if isinstance(v, (np.ndarray, np.generic))
+        and v.shape == () and v.dtype == np.int64]
+    if len(steps) != 1:
+      raise ValueError('no step among its values')
+    return int(steps[0])
   except FileNotFoundError:
     return None
   except Exception as e:
@@ -1152,11 +1192,13 @@ class Logger:
       with path.open('r+b') as f:
         f.truncate(keep)
 
-  def write(self, step, scalars, prefix):
-    """One line in metrics.jsonl; TensorBoard tags get `prefix/`."""
+  def write(self, step, scalars, prefix, unlogged=None):
+    """One line in metrics.jsonl; TensorBoard tags get `prefix/`. The
+    `unlogged` scalars go to metrics.jsonl only."""
     scalars = {k: float(v) for k, v in scalars.items()}
     self._latest.update(scalars)
-    line = json.dumps({'step': int(step), **scalars})
+    unlogged = {k: float(v) for k, v in (unlogged or {}).items()}
+    line = json.dumps({'step': int(step), **scalars, **unlogged})
     append_line(self._logdir / 'metrics.jsonl', line)
     with self.writer.as_default():
       for name, value in scalars.items():

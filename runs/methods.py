@@ -6,7 +6,9 @@
 A method is a training script, its agent class and the flags that make it
 what it is; every other flag is the script's default or the figure's. Names
 `softbird_<alpha>` are Soft-BIRD with `--ent_alpha <alpha>`, and
-`<method>_shared` any method with upstream's sampler, `--shared_noise True`.
+`<method>_shared` any method of this project's agents with upstream's
+sampler, `--shared_noise True`. `upstream` is upstream's own Dreamer
+(runs/upstream.py, from the checkout that UPSTREAM names).
 """
 
 import sys
@@ -32,15 +34,25 @@ METHODS = {
     'idm_logit_bound': ('idm.py', 'idm.IDM', ['--logit_bound', 'True']),
     # Uniform random actions (runs/random_baseline.py), a baseline.
     'random': ('runs/random_baseline.py', None, []),
+    # Upstream's own code (danijar/dreamer 56d4d44) with its own loop; its
+    # agent is no class of this project (config.json names it so).
+    'upstream': ('runs/upstream.py', 'upstream.Dreamer', []),
+}
+
+# Methods without this project's RSSM sampler, so without `_shared`.
+UNSHARED = {
+    'random': 'the random baseline has no model to sample',
+    'upstream': "upstream's code has no --shared_noise: its RSSM always "
+                'draws one noise vector per step for the whole batch',
 }
 
 
 def method(name):
   """(script, agent class, flags) of a method name; KeyError if unknown."""
   if name.endswith('_shared'):
-    script, agent, flags = method(name[:-len('_shared')])
-    if agent is None:  # The random baseline has no model to sample.
+    if name[:-len('_shared')] in UNSHARED:
       raise KeyError(name)
+    script, agent, flags = method(name[:-len('_shared')])
     return script, agent, flags + ['--shared_noise', 'True']
   if name.startswith('softbird_'):
     alpha = name[len('softbird_'):]
@@ -59,6 +71,10 @@ def main(argv):
   try:
     script, _, flags = method(argv[0])
   except (KeyError, ValueError):
+    base = argv[0][:-len('_shared')]
+    if argv[0].endswith('_shared') and base in UNSHARED:
+      sys.exit(f"methods.py: error: unknown method '{argv[0]}': "
+               f'{UNSHARED[base]}')
     sys.exit(f"methods.py: error: unknown method '{argv[0]}'; methods are "
              f"{', '.join(METHODS)}, softbird_<alpha> and <method>_shared")
   print(' '.join([script] + flags))

@@ -15,8 +15,18 @@ random baseline) as a horizontal band over its episodes.
 
 Writes `<output>.png`; `<output>.md`, a table with per method the end of the
 training curve (per seed the mean of its last `--last` values) and the final
-evaluation, each as mean ± standard deviation over seeds; and `<output>.json`
-with the numbers drawn.
+evaluation, each as mean ± standard deviation over seeds and as the
+interquartile mean (IQM) over seeds with its 95% bootstrap interval; and
+`<output>.json` with the numbers drawn.
+
+Below the table, aggregate statistics (runs/stats.py; Agarwal et al.,
+NeurIPS 2021) of one score per run, the final evaluation where every
+trained run has one, else the curve's end: for figures of several Control
+Suite tasks the IQM and mean over runs x tasks of returns / 1000 with their
+intervals, and a last panel of performance profiles; the probability of
+improvement P(X > Y) of each pair of methods; with `--versus METHOD`, every
+other method's difference of mean score from METHOD's, per task, with its
+interval and the smallest difference these seeds could detect.
 
 `--baseline FILE` (repeatable) adds upstream's published results: a list of
 {task, method, seed, xs, ys} (scores/dreamer.json) as dashed curves cut to
@@ -36,6 +46,9 @@ import warnings
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import stats  # noqa: E402
+
 
 class Method:
   """The runs of one method on one task: curves by seed, final episodes."""
@@ -44,21 +57,24 @@ class Method:
     self.curves = {}  # seed: (steps, values)
     self.finals = {}  # seed: (step, returns)
 
+  def scores(self, kind, last):
+    """{seed: score}: the mean of the curve's `last` values ('end') or of
+    the final evaluation's episodes ('final')."""
+    if kind == 'final':
+      return {
+          seed: float(returns.mean())
+          for seed, (_, returns) in self.finals.items()}
+    return {
+        seed: float(v[np.argsort(s, kind='stable')][-last:].mean())
+        for seed, (s, v) in self.curves.items()}
+
   def end(self, last):
     """Per seed the mean of its last values: mean, std, seeds."""
-    if not self.curves:
-      return None
-    values = [
-        v[np.argsort(s, kind='stable')][-last:].mean()
-        for s, v in self.curves.values()]
-    return float(np.mean(values)), float(np.std(values)), len(values)
+    return spread(self.scores('end', last))
 
   def final(self):
     """Per seed the mean over its final episodes: mean, std, seeds."""
-    if not self.finals:
-      return None
-    values = [returns.mean() for _, returns in self.finals.values()]
-    return float(np.mean(values)), float(np.std(values)), len(values)
+    return spread(self.scores('final', None))
 
   def episodes(self):
     """Every final episode's return, pooled over seeds."""
@@ -68,6 +84,13 @@ class Method:
     steps = [s.max() for s, _ in self.curves.values()]
     steps += [step for step, _ in self.finals.values()]
     return int(max(steps))
+
+
+def spread(scores):
+  if not scores:
+    return None
+  values = list(scores.values())
+  return float(np.mean(values)), float(np.std(values)), len(values)
 
 
 def read_lines(path):
@@ -164,12 +187,18 @@ def task_ends(runs):
   return ends
 
 
-def numbers(runs, baselines, bins, last):
+def numbers(runs, baselines, bins, last, reps):
   """What the figure and the table show, as plain numbers."""
   ends = task_ends(runs)
   result = collections.defaultdict(dict)
   for (task, name), method in sorted(runs.items()):
     entry = dict(end=method.end(last), final=method.final())
+    for kind in ('end', 'final'):
+      scores = list(method.scores(kind, last).values())
+      if scores:  # The IQM over seeds, with its interval.
+        column = np.array(scores)[:, None]
+        entry[f'{kind}_iqm'] = stats.intervals(
+            {name: column}, 'iqm', reps)[name]
     if method.curves:
       edges = np.linspace(0, ends[task], bins + 1)
       x, mean, std = curve(method.curves, edges)
@@ -189,12 +218,13 @@ def numbers(runs, baselines, bins, last):
 def table(result):
   cell = lambda x: f'{x[0]:.1f} ± {x[1]:.1f} ({x[2]})' if x else ''
   lines = [
-      '| task | method | end of training curve | final evaluation | '
-      'episodes | last step |', '| --- | --- | --- | --- | --- | --- |']
+      '| task | method | end of training curve | IQM [95% CI] | '
+      'final evaluation | IQM [95% CI] | episodes | last step |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |']
   for task, methods in sorted(result.items()):
     for name, entry in sorted(methods.items()):
       if 'score' in entry:
-        lines.append(f'| {task} | {name} | {entry["score"]:.1f} | | | |')
+        lines.append(f'| {task} | {name} | {entry["score"]:.1f} | | | | | |')
         continue
       episodes = entry.get('episodes')
       episodes = (
@@ -202,17 +232,161 @@ def table(result):
           if episodes else '')
       lines.append(
           f'| {task} | {name} | {cell(entry["end"])} | '
-          f'{cell(entry["final"])} | {episodes} | {entry["last_step"]} |')
+          f'{interval(entry.get("end_iqm"))} | {cell(entry["final"])} | '
+          f'{interval(entry.get("final_iqm"))} | {episodes} | '
+          f'{entry["last_step"]} |')
   lines.append('')
   lines.append(
-      'Cells: mean ± standard deviation over seeds (number of seeds); '
-      'episodes: over every final episode.')
+      'Cells: mean ± standard deviation over seeds (number of seeds); IQM: '
+      'the interquartile mean over seeds with its 95% stratified bootstrap '
+      'interval; episodes: over every final episode.')
   return '\n'.join(lines) + '\n'
 
 
-def plot(panels, bins, filename):
+def interval(value, digits=1):
+  if not value:
+    return ''
+  estimate, low, high = value
+  return f'{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]'
+
+
+# Aggregate statistics (runs/stats.py): one score per run, all methods alike.
+
+SCORES = dict(
+    end="the end of each run's training curve",
+    final="each run's final evaluation")
+
+
+def score_kind(runs):
+  """'final' when every trained run has a final evaluation, else 'end'."""
+  trained = [method for method in runs.values() if method.curves]
+  if trained and all(set(m.finals) >= set(m.curves) for m in trained):
+    return 'final'
+  return 'end'
+
+
+def matrix(runs, name, tasks, kind, last, divisors=None):
+  """Runs x tasks scores of a method, of its seeds present in every task;
+  None if it has none. Columns are divided by `divisors`, if given."""
+  per_task = [
+      runs[task, name].scores(kind, last) if (task, name) in runs else {}
+      for task in tasks]
+  seeds = sorted(set.intersection(*[set(s) for s in per_task]))
+  if not seeds:
+    return None
+  scores = np.array([[s[seed] for s in per_task] for seed in seeds])
+  return scores / np.array(divisors) if divisors else scores
+
+
+def statistics(runs, last, versus, reps):
+  """The score, and over runs: the normalized IQM and mean over tasks,
+  performance profiles, each pair's probability of improvement, and each
+  method's difference from `versus`."""
+  kind = score_kind(runs)
+  tasks = sorted({task for task, _ in runs})
+  names = sorted({name for _, name in runs})
+  result = dict(score=kind, tasks=tasks)
+  normal = [task for task in tasks if stats.normalizer(task)]
+  if len(normal) > 1:
+    divisors = [stats.normalizer(task) for task in normal]
+    scores = {
+        name: matrix(runs, name, normal, kind, last, divisors)
+        for name in names}
+    scores = {k: v for k, v in scores.items() if v is not None}
+    thresholds = np.linspace(0, 1, 51)
+    result['normalized'] = dict(
+        tasks=normal, divisors=divisors,
+        runs={k: list(v.shape) for k, v in scores.items()},
+        iqm=stats.intervals(scores, 'iqm', reps),
+        mean=stats.intervals(scores, 'mean', reps),
+        profiles=dict(thresholds=thresholds.tolist(), **{
+            k: [v.tolist() for v in value] for k, value in
+            stats.profiles(scores, thresholds, reps).items()}))
+  result['improvement'] = improvements(runs, names, tasks, kind, last, reps)
+  if versus:
+    result['versus'] = differences(runs, versus, kind, last, reps)
+  return result
+
+
+def improvements(runs, names, tasks, kind, last, reps):
+  """{'x > y': (P, low, high)} for each pair, over the tasks both ran."""
+  result = {}
+  for i, x in enumerate(names):
+    for y in names[i + 1:]:
+      common = [t for t in tasks if (t, x) in runs and (t, y) in runs]
+      scores = [matrix(runs, n, common, kind, last) for n in (x, y)]
+      if not common or any(s is None for s in scores):
+        continue
+      p, low, high = stats.improvement(*scores, reps)
+      result[f'{x} > {y}'] = (p, low, high)
+      result[f'{y} > {x}'] = (1 - p, 1 - high, 1 - low)
+  return result
+
+
+def differences(runs, versus, kind, last, reps):
+  """Per task and method: its mean score minus `versus`'s, with its
+  interval, and the smallest difference these seeds could detect."""
+  result = collections.defaultdict(dict)
+  for (task, name), method in sorted(runs.items()):
+    if name == versus or (task, versus) not in runs:
+      continue
+    x = list(method.scores(kind, last).values())
+    y = list(runs[task, versus].scores(kind, last).values())
+    if x and y:
+      result[task][name] = dict(
+          difference=stats.difference(x, y, reps),
+          detectable=stats.detectable(x, y), seeds=[len(x), len(y)])
+  return dict(result)
+
+
+def statistics_table(result, versus):
+  lines = [f'Aggregate statistics of {SCORES[result["score"]]}, one score '
+           'per run; 95% intervals from the stratified bootstrap.', '']
+  normalized = result.get('normalized')
+  if normalized:
+    lines += [
+        f'Over {len(normalized["tasks"])} tasks, normalized (return / '
+        f'{normalized["divisors"][0]:g}):', '',
+        '| method | runs x tasks | IQM [95% CI] | mean [95% CI] |',
+        '| --- | --- | --- | --- |']
+    for name, (runs, tasks) in sorted(normalized['runs'].items()):
+      lines.append(
+          f'| {name} | {runs} x {tasks} | '
+          f'{interval(normalized["iqm"][name], 3)} | '
+          f'{interval(normalized["mean"][name], 3)} |')
+    lines.append('')
+  if result['improvement']:
+    lines += [
+        'Probability of improvement P(X > Y) over the tasks both ran:', '',
+        '| X | Y | P(X > Y) [95% CI] |', '| --- | --- | --- |']
+    for pair, value in sorted(result['improvement'].items()):
+      x, y = pair.split(' > ')
+      # Each pair once: against --versus as Y, else in name order.
+      if y == versus or (x != versus and x < y):
+        lines.append(f'| {x} | {y} | {interval(value, 2)} |')
+    lines.append('')
+  if result.get('versus'):
+    lines += [
+        f'Difference from {versus} (mean of the method minus mean of '
+        f'{versus}) and the smallest difference these seeds could detect '
+        "(Welch's t-test, two-sided 5%, power 80%):", '',
+        '| task | method | difference [95% CI] | detectable | seeds |',
+        '| --- | --- | --- | --- | --- |']
+    for task, methods in sorted(result['versus'].items()):
+      for name, entry in sorted(methods.items()):
+        detectable = entry['detectable']
+        detectable = '' if detectable is None else f'{detectable:.1f}'
+        lines.append(
+            f'| {task} | {name} | {interval(entry["difference"])} | '
+            f'{detectable} | {entry["seeds"][0]} vs {entry["seeds"][1]} |')
+    lines.append('')
+  return '\n'.join(lines)
+
+
+def plot(panels, bins, filename, normalized=None):
   """One row of panels per metric, one panel per task; `panels` is a list of
-  (metric, runs, baselines)."""
+  (metric, runs, baselines). With `normalized` statistics, a last panel of
+  the first row holds the performance profiles."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -222,8 +396,9 @@ def plot(panels, bins, filename):
       {name for _, _, baselines in panels for _, name in baselines})
   cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
   colors = dict(zip(names, cycle * (len(names) // len(cycle) + 1)))
-  columns = min(4, len(tasks)) if len(panels) == 1 else len(tasks)
-  rows = -(-len(tasks) // columns) * len(panels)
+  slots = len(tasks) + bool(normalized)
+  columns = min(4, slots) if len(panels) == 1 else slots
+  rows = -(-slots // columns) * len(panels)
   fig, axes = plt.subplots(
       rows, columns, figsize=(4.5 * columns, 3.5 * rows), squeeze=False)
   axes = list(axes.flatten())
@@ -233,7 +408,11 @@ def plot(panels, bins, filename):
       ax = axes[row * per_metric + index]
       draw(ax, task, runs, baselines, colors, bins)
       ax.set_ylabel(metric)
-    for ax in axes[row * per_metric + len(tasks):(row + 1) * per_metric]:
+    used = len(tasks)
+    if normalized and row == 0:
+      draw_profiles(axes[len(tasks)], normalized, colors)
+      used += 1
+    for ax in axes[row * per_metric + used:(row + 1) * per_metric]:
       ax.axis('off')
   fig.tight_layout()
   fig.savefig(filename, dpi=100)
@@ -267,6 +446,23 @@ def draw(ax, task, runs, baselines, colors, bins):
       ax.axhline(value, color=colors[name], linestyle=':', label=name)
   ax.set_title(task)
   ax.set_xlabel('environment steps')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+
+
+def draw_profiles(ax, normalized, colors):
+  """The share of runs x tasks above each normalized score, with bands."""
+  profiles = dict(normalized['profiles'])
+  thresholds = profiles.pop('thresholds')
+  for name, (shares, lows, highs) in sorted(profiles.items()):
+    runs, tasks = normalized['runs'][name]
+    ax.plot(
+        thresholds, shares, color=colors[name],
+        label=f'{name} ({runs} x {tasks})')
+    ax.fill_between(thresholds, lows, highs, color=colors[name], alpha=0.2)
+  ax.set_title(f'performance profile, {len(normalized["tasks"])} tasks')
+  ax.set_xlabel('normalized score τ')
+  ax.set_ylabel('fraction of runs with score > τ')
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
 
@@ -313,9 +509,18 @@ def main(argv=None):
       help="upstream's scores/<method>.json or scores/baselines.json")
   parser.add_argument('--above', help='method every other must beat')
   parser.add_argument('--sigmas', type=float, default=3.0)
+  parser.add_argument(
+      '--versus', metavar='METHOD',
+      help="report every other method's difference from METHOD")
+  parser.add_argument(
+      '--reps', type=int, default=stats.REPS,
+      help='bootstrap resamples of each interval')
   args = parser.parse_args(argv)
+  if args.reps < 1:
+    parser.error(f'--reps must be positive, got {args.reps}')
   metrics = args.metric or ['test/return']
   panels, results, text, passed = [], {}, '', True
+  statistics_result = None
   for metric in metrics:
     runs = load_runs(args.root, metric)
     if metric != 'test/return':  # Final evaluations are returns.
@@ -330,17 +535,25 @@ def main(argv=None):
       curves, scores = load_baselines(args.baseline, tasks, task_ends(runs))
     runs.update(curves)
     panels.append((metric, runs, scores))
-    results[metric] = numbers(runs, scores, args.bins, args.last)
+    results[metric] = numbers(runs, scores, args.bins, args.last, args.reps)
     if len(metrics) > 1:
       text += f'### {metric}\n\n'
     text += table(results[metric])
+    if metric == 'test/return':
+      if args.versus and not any(n == args.versus for _, n in runs):
+        sys.exit(f"plot.py: error: no runs of --versus '{args.versus}' "
+                 f'under {args.root}')
+      statistics_result = statistics(runs, args.last, args.versus, args.reps)
+      results[metric]['statistics'] = statistics_result
+      text += '\n' + statistics_table(statistics_result, args.versus)
     if args.above and metric == 'test/return':
       lines, passed = check(runs, args.above, args.sigmas, args.last)
       text += '\n' + '\n'.join(f'- {line}' for line in lines) + '\n'
     if len(metrics) > 1:
       text += '\n'
   args.output.parent.mkdir(parents=True, exist_ok=True)
-  plot(panels, args.bins, args.output.with_suffix('.png'))
+  normalized = (statistics_result or {}).get('normalized')
+  plot(panels, args.bins, args.output.with_suffix('.png'), normalized)
   result = results[metrics[0]] if len(metrics) == 1 else results
   args.output.with_suffix('.md').write_text(text)
   args.output.with_suffix('.json').write_text(

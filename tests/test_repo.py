@@ -60,7 +60,7 @@ def test_config_has_upstreams_keys_and_defaults():
   new = set(config) - set(UPSTREAM) - {'logdir', 'precision'}
   assert new == {
       'jit', 'deterministic', 'nonfinite_limit', 'dataset_size',
-      'shared_noise', 'grayscale'}
+      'shared_noise', 'grayscale', 'eval_episodes'}
 
 
 def test_extensions_change_only_their_keys():

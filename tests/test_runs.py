@@ -51,12 +51,16 @@ def test_plot_tables_curves_and_final_evaluations(tmp_path):
   output = tmp_path / 'out' / 'figure'
   process, table, numbers = plot(root, output, '--bins', '3')
   assert process.returncode == 0, process.stderr[-2000:]
-  assert ('| walker_run | dreamer | 15.0 ± 5.0 (2) | 17.0 ± 5.0 (2) | '
-          '17.0 ± 5.2 (4) | 300 |') in table
-  assert '| walker_run | bird | 11.0 ± 0.0 (1) |  |  | 300 |' in table
-  assert '| walker_run | random |  | 2.0 ± 0.0 (1) | 2.0 ± 1.0 (2) | 0 |' in (
+  # Beside mean ± std, the IQM over seeds (of two seeds, their mean).
+  assert ('| walker_run | dreamer | 15.0 ± 5.0 (2) | 15.0 [10.0, 20.0] | '
+          '17.0 ± 5.0 (2) | 17.0 [12.0, 22.0] | 17.0 ± 5.2 (4) | 300 |') in (
       table)
-  assert '| hopper_hop | dreamer | 5.5 ± 0.0 (1) |  |  | 50 |' in table
+  assert ('| walker_run | bird | 11.0 ± 0.0 (1) | 11.0 [11.0, 11.0] |  |  '
+          '|  | 300 |') in table
+  assert ('| walker_run | random |  |  | 2.0 ± 0.0 (1) | 2.0 [2.0, 2.0] | '
+          '2.0 ± 1.0 (2) | 0 |') in table
+  assert ('| hopper_hop | dreamer | 5.5 ± 0.0 (1) | 5.5 [5.5, 5.5] |  |  |  '
+          '| 50 |') in table
   entry = numbers['walker_run']['dreamer']
   assert entry['end'] == [15.0, 5.0, 2] and entry['final'] == [17.0, 5.0, 2]
   assert 'x' not in numbers['walker_run']['random']  # No curve.
@@ -583,7 +587,7 @@ def test_slurm_launcher_writes_one_job_array(tmp_path):
   assert logdirs.split() == ['logdirs=(' + str(
       tmp_path / 'idm_vs_dreamer' / 'walker_run' / 'dreamer' / '0')] + [
       str(tmp_path / 'idm_vs_dreamer' / 'walker_run' / m / s)
-      for m, s in (('dreamer', '1'), ('idm', '0'))] + [')']
+      for m, s in (('idm', '0'), ('dreamer', '1'))] + [')']
   assert '  scontrol requeue "$SLURM_JOB_ID"' in script
   assert lines[-1].startswith(
       '# sbatch --parsable --qos=long --exclude=node7 '
@@ -596,3 +600,32 @@ def test_slurm_launcher_writes_one_job_array(tmp_path):
       ['bash', str(ROOT / 'runs' / 'idm_vs_dreamer.sh')], capture_output=True,
       text=True, env=dict(os.environ, LAUNCHER='pbs', DRY_RUN='1'))
   assert process.returncode != 0 and "unknown LAUNCHER 'pbs'" in process.stderr
+
+
+def test_upstream_comparison_runs_each_seed_with_its_evaluation():
+  lines = dry_run('upstream_comparison.sh', SEEDS='0 1')
+  reduced = (
+      ' --action_repeat 4 --batch_size 16 --batch_length 32 --cnn_depth 8 '
+      '--deter_size 100 --stoch_size 20 --num_units 200 --eval_every 2500 '
+      '--log_every 2500 --precision 32 --jit False')
+  logdir = '/logs/upstream_comparison/walker_stand'
+  evaluations = dict(
+      upstream=f'py {ROOT}/runs/upstream.py --evaluate 10 --logdir '
+      f'{logdir}/upstream/{{}}',
+      dreamer=f'py {ROOT}/runs/evaluate.py {logdir}/dreamer/{{}} '
+      '--episodes 10',
+      dreamer_shared=f'py {ROOT}/runs/evaluate.py {logdir}/dreamer_shared/{{}} '
+      '--episodes 10')
+  scripts = dict(
+      upstream='runs/upstream.py', dreamer='dreamer.py',
+      dreamer_shared='dreamer.py --shared_noise True')
+  # Seeds outermost; each run followed by its final evaluation.
+  trains = [
+      f'py {ROOT}/{scripts[m]} --task dmc_walker_stand --seed {s} --steps '
+      f'3.5e4 --logdir {logdir}/{m}/{s}{reduced} && '
+      + evaluations[m].format(s)
+      for s in (0, 1) for m in ('upstream', 'dreamer', 'dreamer_shared')]
+  assert lines[:6] == trains
+  assert lines[6:] == [
+      evaluations[m].format(s)
+      for m in ('upstream', 'dreamer', 'dreamer_shared') for s in (0, 1)]

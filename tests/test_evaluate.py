@@ -1,0 +1,152 @@
+"""runs/evaluate.py on every suite, its videos and episodes, and the test
+episodes of an evaluation during training (--eval_episodes)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import tools
+from helpers import TINY, flags, last_line, read_metrics, run_script
+from test_atari import ATARI_TINY
+
+
+def read_video(path):
+  """The frames of an MP4 or GIF file, decoded, as uint8 (T, H, W, 3)."""
+  if path.suffix == '.gif':
+    from PIL import Image, ImageSequence
+    with Image.open(path) as image:
+      return np.stack([
+          np.array(frame.convert('RGB'))
+          for frame in ImageSequence.Iterator(image)])
+  import imageio_ffmpeg
+  reader = imageio_ffmpeg.read_frames(str(path))
+  meta = next(reader)
+  width, height = meta['size']
+  return np.stack([
+      np.frombuffer(frame, np.uint8).reshape(height, width, 3)
+      for frame in reader])
+
+
+def error(a, b):
+  return np.abs(a.astype(float) - b.astype(float)).mean()
+
+
+def test_videos_hold_the_frames_they_are_given(tmp_path):
+  random = np.random.RandomState(0)
+  # Smooth frames, as rendered ones are: H.264 keeps them nearly exact.
+  base = random.randint(0, 256, (9, 8, 8, 3)).astype(np.uint8)
+  frames = base.repeat(8, 1).repeat(8, 2)
+  for suffix in ('mp4', 'gif'):
+    path = tmp_path / f'video.{suffix}'
+    tools.write_video(path, frames, fps=20)
+    decoded = read_video(path)
+    assert decoded.shape == frames.shape
+    assert error(decoded, frames) < 3, suffix
+    # Each frame is its own, not a neighbour's.
+    assert error(decoded[1:], frames[:-1]) > 30, suffix
+  gray = frames[..., :1]
+  tools.write_video(tmp_path / 'gray.mp4', gray, fps=20)
+  decoded = read_video(tmp_path / 'gray.mp4')
+  assert decoded.shape == frames.shape[:3] + (3,)
+  assert error(decoded, np.repeat(gray, 3, -1)) < 3
+  assert not list(tmp_path.glob('.*.tmp'))
+
+
+def test_options_are_checked_in_one_line():
+  process = run_script('runs/evaluate.py', '/nonexistent', '--video', '3',
+                       '--episodes', '2')
+  assert process.returncode == 2
+  assert last_line(process).endswith(
+      'error: --video must lie between 0 and --episodes 2, got 3')
+  process = run_script('runs/evaluate.py', '--help')
+  for option in (
+      '--episodes', '--video', '--openl', '--openl_length',
+      '--save_episodes', '--format', '--fps', '--scale', '--precision',
+      '--jit'):
+    assert option in process.stdout, option
+
+
+@pytest.mark.slow
+def test_a_control_suite_run_is_evaluated_and_shown(tmp_path):
+  logdir = tmp_path / 'cartpole_balance' / 'dreamer' / '0'
+  process = run_script(
+      'dreamer.py', *flags(**TINY), '--eval_episodes=3', f'--logdir={logdir}')
+  assert process.returncode == 0, process.stderr[-2000:]
+  # Three test episodes per evaluation: one point, their mean.
+  tests = [m for m in read_metrics(logdir) if 'test/return' in m]
+  assert [m['step'] for m in tests] == [80]
+  for entry in tests:
+    each = [entry[f'test/return_{i}'] for i in range(3)]
+    assert entry['test/return'] == pytest.approx(np.mean(each))
+    assert entry['test/length'] == 20
+    assert 'test/return_3' not in entry
+  process = run_script(
+      'runs/evaluate.py', str(logdir), '--episodes', '3', '--video', '2',
+      '--openl', '--openl_length', '12', '--save_episodes', '--scale', '2')
+  assert process.returncode == 0, process.stderr[-2000:]
+  finals = read_metrics(logdir, 'final.jsonl')
+  assert [e['episode'] for e in finals] == [0, 1, 2]
+  eval_dir = logdir / 'eval'
+  assert sorted(p.name for p in eval_dir.iterdir()) == [
+      '160-episode0.mp4', '160-episode1.mp4', '160-openl.mp4', 'episodes']
+  # The saved episodes in upstream's format, their returns as logged.
+  saved = [
+      tools.load_episode(f)
+      for f in tools.episode_files(eval_dir / 'episodes' / '160')]
+  assert [float(e['reward'].sum()) for e in saved] == pytest.approx(
+      [e['return'] for e in finals])
+  assert not list((logdir / 'episodes').glob('*160*'))  # Not replayed.
+  # Each video shows its episode's frames, as the agent saw them, enlarged.
+  for index in range(2):
+    video = read_video(eval_dir / f'160-episode{index}.mp4')
+    frames = saved[index]['image'].repeat(2, 1).repeat(2, 2)
+    assert video.shape == (21, 128, 128, 3)  # 20 steps and the reset.
+    assert error(video, frames) < 3
+    other = saved[1 - index]['image'].repeat(2, 1).repeat(2, 2)
+    assert error(video, other) > 2 * error(video, frames)
+  # The open-loop video: truth above model above error, 12 steps.
+  openl = read_video(eval_dir / '160-openl.mp4')
+  assert openl.shape == (12, 3 * 128, 128, 3)
+  truth = saved[0]['image'][:12].repeat(2, 1).repeat(2, 2)
+  assert error(openl[:, :128], truth) < 3
+  assert error(openl[:, 128:256], truth) > 10  # A tiny model's guess.
+  # Evaluated at this step: shown again, but final.jsonl keeps 3 lines.
+  process = run_script(
+      'runs/evaluate.py', str(logdir), '--episodes', '1', '--video', '1',
+      '--format', 'gif')
+  assert process.returncode == 0, process.stderr[-2000:]
+  assert 'not appended again' in process.stdout
+  assert len(read_metrics(logdir, 'final.jsonl')) == 3
+  assert read_video(eval_dir / '160-episode0.gif').shape == (21, 64, 64, 3)
+
+
+@pytest.mark.slow
+def test_an_atari_run_is_evaluated_with_its_own_wrappers(tmp_path):
+  logdir = tmp_path / 'atari_pong' / 'dreamer' / '0'
+  process = run_script(
+      'dreamer.py', *flags(**ATARI_TINY), '--grayscale=True',
+      f'--logdir={logdir}')
+  assert process.returncode == 0, process.stderr[-3000:]
+  process = run_script(
+      'runs/evaluate.py', str(logdir), '--episodes', '2', '--video', '1')
+  assert process.returncode == 0, process.stderr[-3000:]
+  finals = read_metrics(logdir, 'final.jsonl')
+  # 160 frames at a frame skip of 4, one-hot actions on the ALE.
+  assert [(e['step'], e['length']) for e in finals] == [(320, 40)] * 2
+  video = read_video(logdir / 'eval' / '320-episode0.mp4')
+  assert video.shape == (41, 64, 64, 3)  # One channel shown as gray.
+  assert video.std() > 1
+
+
+@pytest.mark.slow
+def test_a_task_no_factory_builds_is_refused_naming_it(tmp_path):
+  logdir = tmp_path / 'run'
+  logdir.mkdir()
+  (logdir / 'config.json').write_text(json.dumps(
+      {'agent': 'dreamer.Dreamer', 'config': dict(TINY, task='mw_reach')}))
+  process = run_script('runs/evaluate.py', str(logdir))
+  assert process.returncode == 1
+  assert last_line(process) == (
+      f"evaluate.py: error: cannot evaluate {logdir}: unknown task "
+      "'mw_reach': tasks are named dmc_<domain>_<task> or atari_<game>")

@@ -1,0 +1,272 @@
+"""runs/upstream.py: upstream's own Dreamer, trained through its driver.
+
+The tests that run upstream need a checkout of danijar/dreamer at 56d4d44,
+named by UPSTREAM (CI has no network to fetch one):
+
+  git clone https://github.com/danijar/dreamer ../dreamer
+  git -C ../dreamer checkout 56d4d44
+  UPSTREAM=../dreamer python -m pytest tests/test_upstream.py
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import pathlib
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+
+import tools  # Sets TensorFlow's import flags; must precede its import.
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import ROOT, TINY, flags, last_line, read_metrics
+
+UPSTREAM = os.environ.get('UPSTREAM')
+needs_upstream = pytest.mark.skipif(
+    not UPSTREAM, reason='UPSTREAM is not set: these tests need a checkout '
+    'of danijar/dreamer at 56d4d44 (CI has no network to fetch one)')
+MODULES = ('dreamer.py', 'models.py', 'tools.py', 'wrappers.py')
+
+
+def load_driver():
+  """runs/upstream.py as a module; it imports only the standard library."""
+  spec = importlib.util.spec_from_file_location(
+      'upstream_driver', ROOT / 'runs' / 'upstream.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def checkout():
+  return pathlib.Path(UPSTREAM).expanduser().resolve()
+
+
+def run_driver(*args, timeout=600):
+  """The driver as a user starts it. Without PYTHONDONTWRITEBYTECODE, so
+  that the driver itself must keep __pycache__ out of the checkout."""
+  environ = {
+      k: v for k, v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}
+  return subprocess.run(
+      [sys.executable, str(ROOT / 'runs' / 'upstream.py'), *args],
+      capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=environ)
+
+
+def file_hashes(root):
+  """{path: sha1} of every file below root, .git included."""
+  return {
+      str(path.relative_to(root)): hashlib.sha1(path.read_bytes()).hexdigest()
+      for path in sorted(root.rglob('*')) if path.is_file()}
+
+
+def upstream_keys():
+  """The keys of upstream's define_config(), from its source."""
+  source = (checkout() / 'dreamer.py').read_text()
+  body = source.split('def define_config():')[1].split('return config')[0]
+  return re.findall(r'^  config\.(\w+) = ', body, re.MULTILINE)
+
+
+def gif_tags(logdir):
+  """Tags of the GIF images in the run's TensorBoard events."""
+  tags = set()
+  for path in pathlib.Path(logdir).glob('events.out.tfevents.*'):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        if value.image.encoded_image_string.startswith(b'GIF8'):
+          tags.add(value.tag)
+  return tags
+
+
+# Without a checkout.
+
+def test_methods_run_upstream_through_its_driver_without_shared_noise():
+  def method(name):
+    return subprocess.run(
+        [sys.executable, str(ROOT / 'runs' / 'methods.py'), name],
+        capture_output=True, text=True, timeout=60)
+  assert method('upstream').stdout == 'runs/upstream.py\n'
+  process = method('upstream_shared')
+  assert process.returncode == 1
+  assert process.stderr.strip() == (
+      "methods.py: error: unknown method 'upstream_shared': upstream's code "
+      'has no --shared_noise: its RSSM always draws one noise vector per '
+      'step for the whole batch')
+
+
+def test_a_figure_script_runs_upstream_beside_dreamer():
+  environ = dict(
+      os.environ, DRY_RUN='1', LOGROOT='/logs', PYTHON='py',
+      METHODS='upstream dreamer', TASKS='walker_walk', SEEDS='0',
+      FLAGS='--precision 32 --jit False')
+  process = subprocess.run(
+      ['bash', str(ROOT / 'runs' / 'idm_vs_dreamer.sh')],
+      capture_output=True, text=True, env=environ, timeout=60)
+  assert process.returncode == 0, process.stderr
+  common = ('--task dmc_walker_walk --seed 0 --steps 1e6 --logdir '
+            '/logs/idm_vs_dreamer/walker_walk/{}/0 --precision 32 --jit False')
+  assert process.stdout.splitlines() == [
+      f'py {ROOT}/runs/upstream.py {common.format("upstream")}',
+      f'py {ROOT}/dreamer.py {common.format("dreamer")}']
+  process = subprocess.run(
+      ['bash', str(ROOT / 'runs' / 'idm_vs_dreamer.sh')], capture_output=True,
+      text=True, env=dict(environ, METHODS='upstream_shared'), timeout=60)
+  assert process.returncode != 0
+  assert "unknown method 'upstream_shared'" in process.stderr
+
+
+def test_a_missing_checkout_is_refused_in_one_line(tmp_path):
+  missing = tmp_path / 'dreamer'
+  for args, environ in (
+      (['--upstream', str(missing)], {}), ([], {'UPSTREAM': str(missing)})):
+    process = subprocess.run(
+        [sys.executable, str(ROOT / 'runs' / 'upstream.py'), *args,
+         '--logdir', str(tmp_path / 'logdir')], capture_output=True,
+        text=True, timeout=60, env=dict(os.environ, **environ))
+    assert process.returncode == 1
+    assert process.stderr.startswith(
+        f'upstream.py: error: no upstream checkout at {missing}: ')
+    assert process.stderr.count('\n') == 1 and process.stdout == ''
+  assert not (tmp_path / 'logdir').exists()
+
+
+# With a checkout.
+
+@needs_upstream
+def test_a_checkout_is_verified_by_its_content(tmp_path):
+  driver = load_driver()
+  driver.verify_checkout(checkout())
+  # Upstream's modules without .git, as a download of the commit has them.
+  copy = tmp_path / 'dreamer'
+  copy.mkdir()
+  for name in MODULES:
+    shutil.copy(checkout() / name, copy / name)
+  driver.verify_checkout(copy)
+  if (checkout() / '.git').exists():  # The hashes are git's own.
+    for name in MODULES:
+      blob = subprocess.run(
+          ['git', '-C', str(checkout()), 'rev-parse', f'56d4d44:{name}'],
+          capture_output=True, text=True).stdout.strip()
+      assert driver.BLOBS[name] == blob == driver.blob_hash(copy / name)
+  # The modules never changed after upstream's first commit, so another
+  # commit's checkout is one whose file differs.
+  with (copy / 'models.py').open('a') as f:
+    f.write('# changed\n')
+  process = run_driver('--upstream', str(copy), timeout=60)
+  assert process.returncode == 1 and process.stdout == ''
+  assert process.stderr == (
+      f"upstream.py: error: {copy / 'models.py'} is not upstream's models.py "
+      f'at 56d4d44 (changed, or another commit): git -C {copy} checkout '
+      '56d4d44\n')
+  shutil.copy(checkout() / 'models.py', copy / 'models.py')
+  (copy / 'tools.py').unlink()
+  with pytest.raises(ValueError, match='it has no tools.py'):
+    driver.verify_checkout(copy)
+
+
+@needs_upstream
+@pytest.mark.slow
+@pytest.mark.parametrize('args, message', [
+    (['--jit', 'True'],
+     "upstream.py: error: --jit True: upstream's code has no XLA option"),
+    (['--unknown_flag', '1'],
+     'upstream.py: error: unrecognized arguments: --unknown_flag 1'),
+    (['--task', 'atari_pong'],
+     "upstream.py: error: --task atari_pong: upstream's Atari runs gym's"),
+])
+def test_bad_flags_are_refused_in_one_line(tmp_path, args, message):
+  logdir = tmp_path / 'logdir'
+  process = run_driver('--logdir', str(logdir), *args, timeout=300)
+  assert process.returncode == 1
+  assert last_line(process).startswith(message)
+  assert process.stdout == ''
+  assert not logdir.exists()
+
+
+@needs_upstream
+@pytest.mark.slow
+def test_help_lists_the_drivers_options_and_every_upstream_key():
+  process = run_driver('--help', timeout=300)
+  assert process.returncode == 0, process.stderr[-2000:]
+  keys = upstream_keys()
+  assert len(keys) == 48
+  for option in ['upstream', 'evaluate', 'jit'] + keys:
+    assert f'  --{option} ' in process.stdout, option
+
+
+@needs_upstream
+@pytest.mark.slow
+def test_tiny_upstream_run_trains_evaluates_checkpoints_and_resumes(tmp_path):
+  driver = load_driver()
+  before = file_hashes(checkout())
+  logdir = tmp_path / 'logdir'
+  # The tiny flags of this project's tiny Dreamer runs, --jit False too.
+  process = run_driver(f'--logdir={logdir}', *flags(**TINY))
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert 'Prefill dataset with 80 steps.' in process.stdout
+  metrics = read_metrics(logdir)
+  assert any('train/return' in m for m in metrics)
+  assert any('test/return' in m for m in metrics)
+  losses = [m for m in metrics if 'model_loss' in m]
+  assert losses and all(np.isfinite(m['model_loss']) for m in losses)
+  assert max(m['step'] for m in metrics) >= TINY['steps']
+  # Upstream's episodes, of real rendered frames.
+  episodes = sorted((logdir / 'episodes').glob('*.npz'))
+  assert len(episodes) >= 4  # Two random prefill episodes, then the agent's.
+  for filename in episodes:
+    with np.load(filename) as episode:
+      assert episode['image'].shape == (21, 64, 64, 3)
+      assert episode['image'].dtype == np.uint8
+      assert episode['image'].std() > 1
+  # Upstream's GIFs, through ffmpeg.
+  assert {'agent/openl/gif', 'sim/test/video/gif'} <= gif_tags(logdir)
+  # Upstream's checkpoint: its variables' values in order.
+  with (logdir / 'variables.pkl').open('rb') as f:
+    assert isinstance(pickle.load(f), (list, tuple))
+  assert tools.checkpoint_step(logdir / 'variables.pkl') == TINY['steps']
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['agent'] == 'upstream.Dreamer'
+  assert record['upstream']['commit'] == driver.COMMIT
+  assert record['upstream']['path'] == str(checkout())
+  assert sorted(record['config']) == sorted(upstream_keys())
+  assert record['config']['cnn_depth'] == 2 and 'jit' not in record['config']
+  assert record['code'] and record['versions']['tensorflow']
+  assert record['command'][0].endswith('runs/upstream.py')
+
+  # The final evaluation: runs/evaluate.py's lines, beside the curve.
+  process = run_driver('--evaluate', '2', '--logdir', str(logdir))
+  assert process.returncode == 0, process.stderr[-3000:]
+  finals = read_metrics(logdir, 'final.jsonl')
+  assert [sorted(line) for line in finals] == [
+      ['episode', 'length', 'return', 'step']] * 2
+  assert [line['episode'] for line in finals] == [0, 1]
+  assert all(line['step'] == TINY['steps'] for line in finals)
+  assert all(line['length'] == 20 for line in finals)
+  assert process.stdout.splitlines()[-1].startswith(
+      f'{logdir} at step 160: final return ')
+  assert 'Training for' not in process.stdout  # The checkpoint's policy.
+  assert read_metrics(logdir) == metrics
+  process = run_driver('--evaluate', '2', '--logdir', str(logdir))
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert process.stdout.splitlines()[-1] == (
+      f'{logdir} was evaluated at step 160 before; left alone.')
+
+  # The same command with more steps continues where the run stopped.
+  process = run_driver(f'--logdir={logdir}', *flags(**dict(TINY, steps=240)))
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert 'Prefill dataset with 0 steps.' in process.stdout
+  assert 'Load checkpoint.' in process.stdout
+  assert 'Resumed with --steps 240.0 (was 160.0).' in process.stdout
+  resumed = read_metrics(logdir)[len(metrics):]
+  assert resumed and min(m['step'] for m in resumed) >= TINY['steps']
+  assert max(m['step'] for m in resumed) >= 240
+  assert tools.checkpoint_step(logdir / 'variables.pkl') == 240
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['resumes'][-1]['changed'] == {'steps': [160.0, 240.0]}
+
+  # Nothing in the checkout changed, and nothing was added (__pycache__).
+  assert file_hashes(checkout()) == before
