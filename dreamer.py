@@ -802,8 +802,9 @@ def parse_flags(
   """`--key value` for every config key; a bad flag exits with one line.
 
   `adjust(config, given)` may set defaults that depend on other flags and on
-  which flags were given. `extension`, the define_config of bird.py or
-  idm.py, describes its keys in --help under its own heading.
+  which flags were given, and raise ValueError for combinations that cannot
+  work. `extension`, the define_config of bird.py or idm.py, describes its
+  keys in --help under its own heading.
   """
   prog = pathlib.Path(sys.argv[0]).name
   choices = {**CHOICES, **(choices or {})}
@@ -811,9 +812,9 @@ def parse_flags(
   config, given = tools.parse_flags(
       config, argv, choices, prog, types, describe_config(extension))
   apply_atari(config, given)
-  if adjust:
-    adjust(config, given)
   try:
+    if adjust:
+      adjust(config, given)
     check_config(config)
   except ValueError as e:
     sys.exit(f'{prog}: error: {e}')

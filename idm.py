@@ -49,6 +49,16 @@ def define_config():
   return config
 
 
+def check_config(config, given):
+  if config.logit_bound and config.evaluator_negatives == 'imagined':
+    # The range would be taken over the very imagined logits it clips.
+    raise ValueError(
+        '--logit_bound True bounds imagined logits to the range of the '
+        "evaluator's training logits, which with --evaluator_negatives "
+        'imagined include them: it would never bind; use --evaluator_negatives '
+        'model')
+
+
 def derive(post, std_deter, std_stoch):
   """Algorithm 1: derived memory h' ~ N(h, sigma_h^2) and
   s' ~ N(mu_s, (sigma_s + sigma_s')^2).
@@ -120,6 +130,9 @@ class IDM(dreamer.Dreamer):
     error = tf.reduce_sum(tf.square(image - target), [-3, -2, -1])
     constraint = tf.reduce_mean(0.5 * error)
     metrics['constraint_loss'] = constraint
+    # What the constraint's gradient would shrink if it reached the
+    # posterior's std (derive).
+    metrics['post_std'] = tf.reduce_mean(outs['post']['std'])
     outs['derived'] = derived
     # The evaluator's real transitions and, from the same real z_t and a_t+1,
     # the model's: the prior's sample at t+1 (A.5, eq. 1). Index t of a
@@ -227,5 +240,6 @@ CHOICES = dict(evaluator_negatives=['model', 'imagined'])
 
 if __name__ == '__main__':
   config = dreamer.parse_flags(
-      define_config(), choices=CHOICES, extension=define_config)
+      define_config(), choices=CHOICES, adjust=check_config,
+      extension=define_config)
   dreamer.main(config, IDM)

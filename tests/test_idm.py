@@ -7,7 +7,7 @@ import idm
 import models
 import tools
 from helpers import TINY, flags, make_agent, random_batch, read_metrics
-from helpers import run_script, tiny_config, train_eagerly
+from helpers import last_line, run_script, tiny_config, train_eagerly
 
 
 def idm_config(tmp_path, **overrides):
@@ -384,3 +384,16 @@ def test_logit_bound_keeps_imagined_logits_in_the_training_range(
   # exactly when bounded.
   spread = np.log(weight.max() / weight.min())
   assert (spread <= high - low + 1e-4) == bound, (spread, high - low)
+
+
+@pytest.mark.slow
+def test_a_logit_bound_that_cannot_bind_is_refused():
+  process = run_script(
+      'idm.py', '--logit_bound=True', '--evaluator_negatives=imagined',
+      '--logdir=/nonexistent/run')
+  assert process.returncode == 1
+  assert last_line(process) == (
+      'idm.py: error: --logit_bound True bounds imagined logits to the range '
+      "of the evaluator's training logits, which with --evaluator_negatives "
+      'imagined include them: it would never bind; use '
+      '--evaluator_negatives model')
