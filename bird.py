@@ -83,7 +83,8 @@ def standardize(x, resolution=1e-5):
   the mean of such a batch exact, and a spread below `resolution` of the
   batch's mean magnitude counts as none.
   """
-  # Statistics of the whole batch, also when replicas each hold a part.
+  # Statistics of the whole batch, also when replicas each hold a part
+  # (under XLA, of each replica's part: tools.batch_mean).
   center = x - tools.batch_mean(x)
   center -= tools.batch_mean(center)
   std = tf.sqrt(tools.batch_mean(tf.square(center)))

@@ -342,7 +342,8 @@ class Dreamer(tools.Module):
     post_dist = self._dynamics.get_dist(post)
     kl = tfd.kl_divergence(post_dist, prior_dist)
     # max(KL, free nats) decided on the whole batch: with several replicas,
-    # each keeps its share of the batch's gradient.
+    # each keeps its share of the batch's gradient (under XLA, each decides
+    # on its own part: tools.batch_mean).
     clamped = tools.batch_mean(kl) <= self._c.free_nats
     div = tf.where(clamped, self._c.free_nats, tf.reduce_mean(kl))
     model_loss = self._c.kl_scale * div - sum(likes.values())

@@ -18,7 +18,8 @@ setuptools.setup(
         'tf_keras>=2.21,<2.22',
         'tensorflow-probability>=0.25,<0.26',
         'tensorboard>=2.21,<2.22',
-        # dm_control 1.0.50 fails with mujoco 4 (reference §1).
+        # dm_control 1.0.50 declares mujoco>=3.17 but fails with mujoco 4.0
+        # ('MjModel' object has no attribute 'flex_vertedge').
         'dm_control==1.0.50',
         'mujoco>=3.17,<4',
         # The Arcade Learning Environment with its ROMs, for atari_<game>.

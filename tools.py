@@ -4,10 +4,11 @@ stopping, logging."""
 import os
 import sys
 
-# Both must happen before TensorFlow is first imported (reference §1): Keras 2
-# layers are tracked by tf.Module; and TF loaded with RTLD_GLOBAL exports LLVM
-# symbols that crash Mesa's software renderer on the first frame, so we make TF
-# fall back to RTLD_LOCAL.
+# Both must happen before TensorFlow is first imported: Keras 2 layers, which
+# tf.Module tracks (TensorFlow 2.16 on makes tf.keras Keras 3 otherwise); and TF
+# loaded with RTLD_GLOBAL exports LLVM symbols that crash Mesa's software
+# renderer (llvmpipe, under EGL and OSMesa) on its first frame, so TF falls
+# back to RTLD_LOCAL.
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # Hide INFO lines.
 if 'tensorflow' not in sys.modules:
@@ -768,7 +769,11 @@ def deferred_updates():
 
 
 def batch_mean(x):
-  """The mean of x over the whole batch, across replicas; no gradient."""
+  """The mean of x over the whole batch, across replicas; no gradient.
+
+  Under XLA with several replicas (deferred_updates), over this replica's
+  part: XLA cannot compile the replicas' all-reduce.
+  """
   mean = tf.stop_gradient(tf.reduce_mean(x))
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:
@@ -779,7 +784,8 @@ def batch_mean(x):
 
 
 def batch_std(x):
-  """The standard deviation of x over the whole batch; no gradient."""
+  """The standard deviation of x over the batch as batch_mean takes it; no
+  gradient."""
   return tf.sqrt(batch_mean(tf.square(x - batch_mean(x))))
 
 

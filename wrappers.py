@@ -2,7 +2,9 @@
 
 This module never imports TensorFlow: `--parallel process` workers are spawned
 with only this module imported, so they can render with Mesa's software
-renderer (reference §1).
+renderer, which segfaults on its first frame in a process that loaded
+TensorFlow the default way (RTLD_GLOBAL: TensorFlow's LLVM symbols then bind
+Mesa's llvmpipe).
 """
 
 import contextlib
@@ -69,7 +71,8 @@ class DeepMindControl:
 
   def close(self):
     # Free the rendering context now: at interpreter exit its cleanup races
-    # the executor's shutdown and prints tracebacks (reference §1).
+    # the executor's shutdown and prints "RuntimeError: cannot schedule new
+    # futures after shutdown" tracebacks (dm_control 1.0.50).
     self._env.physics.free()
 
 
