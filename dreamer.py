@@ -24,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 from tf_keras import mixed_precision as prec
 
+tf.get_logger().setLevel('ERROR')
+
 from tensorflow_probability import distributions as tfd
 
 import models
@@ -164,11 +166,11 @@ class Dreamer(tools.Module):
   def __init__(self, config, datadir, actspace, logger, strategy=None):
     self._c = config
     self._datadir = pathlib.Path(datadir)
-    self._actdim = actspace.shape[0]
+    self._actspace = actspace
+    self._actdim = actspace.n if hasattr(actspace, 'n') else actspace.shape[0]
     self._logger = logger
     self._random = np.random.RandomState(config.seed)
-    self._step = tf.Variable(
-        count_steps(datadir, config), dtype=tf.int64, trainable=False)
+    self._step = tf.Variable(count_steps(datadir, config), dtype=tf.int64)
     self._should_pretrain = tools.Once()
     self._should_train = tools.Every(config.train_every)
     self._should_log = tools.Every(config.log_every)
@@ -235,8 +237,8 @@ class Dreamer(tools.Module):
         self._model_error_summaries()
         self._write_summaries()
     if state is None:
-      latent = self._dynamics.initial(len(reset))
-      action = tf.zeros((len(reset), self._actdim), tf.float32)
+      latent = self._dynamics.initial(len(obs['image']))
+      action = tf.zeros((len(obs['image']), self._actdim), tf.float32)
       state = (latent, action)
     obs = {k: tf.convert_to_tensor(v) for k, v in obs.items()}
     amount = tf.constant(self._expl_amount(step, training), tf.float32)
@@ -495,13 +497,14 @@ class Dreamer(tools.Module):
 
   def _expl_amount(self, step, training):
     # An input of the compiled policy, which would retrace for a constant.
-    if not training:
-      return self._c.eval_noise
-    amount = self._c.expl_amount
-    if self._c.expl_decay:
-      amount *= 0.5 ** (step / self._c.expl_decay)
-    if self._c.expl_min:
-      amount = max(self._c.expl_min, amount)
+    if training:
+      amount = self._c.expl_amount
+      if self._c.expl_decay:
+        amount *= 0.5 ** (step / self._c.expl_decay)
+      if self._c.expl_min:
+        amount = max(self._c.expl_min, amount)
+    else:
+      amount = self._c.eval_noise
     return amount
 
   def _exploration(self, action, training, amount, seed):
@@ -647,12 +650,12 @@ def summarize_episode(episode, config, datadir, logger, prefix):
   length = (len(episode['reward']) - 1) * config.action_repeat
   ret = episode['reward'].sum()
   print(f'{prefix.title()} episode of length {length} with return {ret:.1f}.')
-  metrics = {
-      f'{prefix}/return': float(episode['reward'].sum()),
-      f'{prefix}/length': len(episode['reward']) - 1,
-      'episodes': episodes}
-  step = steps * config.action_repeat
-  logger.write(step, metrics, 'sim')
+  metrics = [
+      (f'{prefix}/return', float(episode['reward'].sum())),
+      (f'{prefix}/length', len(episode['reward']) - 1),
+      (f'episodes', episodes)]
+  step = count_steps(datadir, config)
+  logger.write(step, dict(metrics), 'sim')
   if prefix == 'test' and config.log_images:
     logger.video(step, f'sim/{prefix}/video', episode['image'][None])
 
@@ -1063,4 +1066,9 @@ def counting(agent, progress, action_repeat):
 
 
 if __name__ == '__main__':
+  try:
+    import colored_traceback
+    colored_traceback.add_hook()
+  except ImportError:
+    pass
   main(parse_flags(define_config()))

@@ -31,10 +31,12 @@ class RSSM(tools.Module):
     self._cell = tfkl.GRUCell(self._deter_size)
 
   def initial(self, batch_size):
-    zeros = lambda size: tf.zeros([batch_size, size], tf.float32)
+    dtype = tf.float32  # States are float32 in every precision.
     return dict(
-        mean=zeros(self._stoch_size), std=zeros(self._stoch_size),
-        stoch=zeros(self._stoch_size), deter=zeros(self._deter_size))
+        mean=tf.zeros([batch_size, self._stoch_size], dtype),
+        std=tf.zeros([batch_size, self._stoch_size], dtype),
+        stoch=tf.zeros([batch_size, self._stoch_size], dtype),
+        deter=self._cell.get_initial_state(None, batch_size, dtype))
 
   def observe(self, embed, action, state=None):
     """Posteriors and priors along (batch, time) sequences."""
@@ -53,9 +55,11 @@ class RSSM(tools.Module):
     """Priors along (batch, time) action sequences."""
     if state is None:
       state = self.initial(tf.shape(action)[0])
+    assert isinstance(state, dict), state
     action = tf.transpose(action, [1, 0, 2])
     prior = tools.static_scan(self.img_step, action, state)
-    return {k: tf.transpose(v, [1, 0, 2]) for k, v in prior.items()}
+    prior = {k: tf.transpose(v, [1, 0, 2]) for k, v in prior.items()}
+    return prior
 
   def get_feat(self, state):
     return tf.concat([state['stoch'], state['deter']], -1)
@@ -68,7 +72,10 @@ class RSSM(tools.Module):
     x = tf.concat([prior['deter'], embed], -1)
     x = self.get('obs1', tfkl.Dense, self._hidden_size, self._activation)(x)
     x = self.get('obs2', tfkl.Dense, 2 * self._stoch_size, None)(x)
-    post = self._state(x, prior['deter'], seed)
+    mean, std = tf.split(tf.cast(x, tf.float32), 2, -1)
+    std = tf.nn.softplus(std) + 0.1
+    stoch = self._sample(mean, std, seed)
+    post = {'mean': mean, 'std': std, 'stoch': stoch, 'deter': prior['deter']}
     return post, prior
 
   def img_step(self, prev_state, prev_action):
@@ -79,27 +86,26 @@ class RSSM(tools.Module):
     deter = tf.cast(deter[0], tf.float32)  # Keras wraps the state in a list.
     x = self.get('img2', tfkl.Dense, self._hidden_size, self._activation)(x)
     x = self.get('img3', tfkl.Dense, 2 * self._stoch_size, None)(x)
-    return self._state(x, deter)
-
-  def _state(self, x, deter, seed=None):
-    # A seed (shape [2]) samples statelessly, which XLA keeps seeded.
     mean, std = tf.split(tf.cast(x, tf.float32), 2, -1)
     std = tf.nn.softplus(std) + 0.1
+    stoch = self._sample(mean, std)
+    prior = {'mean': mean, 'std': std, 'stoch': stoch, 'deter': deter}
+    return prior
+
+  def _sample(self, mean, std, seed=None):
+    # A seed (shape [2]) samples statelessly, which XLA keeps seeded.
     if self._shared_noise:  # Upstream's sampler: one noise for the batch.
       shape = tf.shape(mean)[-1:]
       noise = (
           tf.random.normal(shape) if seed is None else
           tf.random.stateless_normal(shape, seed))
-      stoch = mean + std * noise
-    else:
-      stoch = self.get_dist({'mean': mean, 'std': std}).sample(seed=seed)
-    return {'mean': mean, 'std': std, 'stoch': stoch, 'deter': deter}
+      return mean + std * noise
+    return self.get_dist({'mean': mean, 'std': std}).sample(seed=seed)
 
 
 class ConvEncoder(tools.Module):
 
   def __init__(self, depth=32, act=tf.nn.relu):
-    super().__init__()
     self._act = act
     self._depth = depth
 
@@ -117,7 +123,6 @@ class ConvEncoder(tools.Module):
 class ConvDecoder(tools.Module):
 
   def __init__(self, depth=32, act=tf.nn.relu, shape=(64, 64, 3)):
-    super().__init__()
     self._act = act
     self._depth = depth
     self._shape = shape
@@ -138,7 +143,6 @@ class ConvDecoder(tools.Module):
 class DenseDecoder(tools.Module):
 
   def __init__(self, shape, layers, units, dist='normal', act=tf.nn.elu):
-    super().__init__()
     self._shape = shape
     self._layers = layers
     self._units = units
@@ -149,14 +153,13 @@ class DenseDecoder(tools.Module):
     x = features
     for index in range(self._layers):
       x = self.get(f'h{index}', tfkl.Dense, self._units, self._act)(x)
-    x = self.get('hout', tfkl.Dense, int(np.prod(self._shape)))(x)
+    x = self.get(f'hout', tfkl.Dense, np.prod(self._shape))(x)
     x = tf.reshape(x, tf.concat([tf.shape(features)[:-1], self._shape], 0))
     x = tf.cast(x, tf.float32)
     if self._dist == 'normal':
       return tfd.Independent(tfd.Normal(x, 1), len(self._shape))
     if self._dist == 'binary':
-      return tfd.Independent(
-          tfd.Bernoulli(x, dtype=tf.float32), len(self._shape))
+      return tfd.Independent(tfd.Bernoulli(x), len(self._shape))
     raise NotImplementedError(self._dist)
 
 
@@ -165,7 +168,6 @@ class ActionDecoder(tools.Module):
   def __init__(
       self, size, layers, units, dist='tanh_normal', act=tf.nn.elu,
       min_std=1e-4, init_std=5, mean_scale=5):
-    super().__init__()
     self._size = size
     self._layers = layers
     self._units = units
@@ -181,16 +183,18 @@ class ActionDecoder(tools.Module):
     for index in range(self._layers):
       x = self.get(f'h{index}', tfkl.Dense, self._units, self._act)(x)
     if self._dist == 'tanh_normal':
-      # Bounded mean and an initial std of init_std before the tanh squashing.
-      x = self.get('hout', tfkl.Dense, 2 * self._size)(x)
+      # https://www.desmos.com/calculator/rcmcf5jwe7
+      x = self.get(f'hout', tfkl.Dense, 2 * self._size)(x)
       mean, std = tf.split(tf.cast(x, tf.float32), 2, -1)
       mean = self._mean_scale * tf.tanh(mean / self._mean_scale)
       std = tf.nn.softplus(std + raw_init_std) + self._min_std
       dist = tfd.Normal(mean, std)
       dist = tfd.TransformedDistribution(dist, tools.TanhBijector())
       dist = tfd.Independent(dist, 1)
-      return tools.SampleDist(dist)
-    if self._dist == 'onehot':
-      x = self.get('hout', tfkl.Dense, self._size)(x)
-      return tools.OneHotDist(tf.cast(x, tf.float32))
-    raise NotImplementedError(self._dist)
+      dist = tools.SampleDist(dist)
+    elif self._dist == 'onehot':
+      x = self.get(f'hout', tfkl.Dense, self._size)(x)
+      dist = tools.OneHotDist(tf.cast(x, tf.float32))
+    else:
+      raise NotImplementedError(self._dist)  # Upstream's `dist` is unbound.
+    return dist

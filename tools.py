@@ -123,7 +123,7 @@ class Module(tf.Module):
     for path, opt in self._flatten(
         predicate=lambda x: isinstance(x, Adam), with_path=True):
       prefix = '/'.join(str(p) for p in path)
-      for index, var in enumerate(opt.optimizer_variables()):
+      for index, var in enumerate(opt.variables):
         named[f'{prefix}/slots/{index}'] = var
       for name, var in opt.loss_scale_variables().items():
         named[f'{prefix}/loss_scale/{name}'] = var
@@ -131,6 +131,7 @@ class Module(tf.Module):
 
 
 def video_summary(name, video, step=None, fps=20):
+  name = name if isinstance(name, str) else name.decode('utf-8')
   if np.issubdtype(video.dtype, np.floating):
     video = np.clip(255 * video, 0, 255).astype(np.uint8)
   B, T, H, W, C = video.shape
@@ -567,16 +568,30 @@ class OneHotDist:
     return tf.one_hot(indices, self._num_classes, dtype=tf.float32)
 
 
-class TanhBijector(tfp.bijectors.Tanh):
-  """tfp's tanh whose inverse clips to |y| < 1.
+class TanhBijector(tfp.bijectors.Bijector):
 
-  float32 samples saturate to exactly +-1 (atanh = inf), which would make
-  log-probs of samples, and so entropies and modes, NaN.
-  """
+  def __init__(self, validate_args=False, name='tanh'):
+    super().__init__(
+        forward_min_event_ndims=0,
+        validate_args=validate_args,
+        name=name)
+
+  def _forward(self, x):
+    return tf.nn.tanh(x)
 
   def _inverse(self, y):
-    limit = np.nextafter(np.float32(1), np.float32(0))
-    return tf.atanh(tf.clip_by_value(y, -limit, limit))
+    dtype = y.dtype
+    y = tf.cast(y, tf.float32)
+    y = tf.where(
+        tf.less_equal(tf.abs(y), 1.),
+        tf.clip_by_value(y, -0.99999997, 0.99999997), y)
+    y = tf.atanh(y)
+    y = tf.cast(y, dtype)
+    return y
+
+  def _forward_log_det_jacobian(self, x):
+    log2 = tf.math.log(tf.constant(2.0, dtype=x.dtype))
+    return 2.0 * (log2 - x - tf.nn.softplus(-2.0 * x))
 
 
 def lambda_return(
@@ -585,9 +600,8 @@ def lambda_return(
   # Setting lambda=0 gives a fixed 1-step return.
   reward, value = tf.convert_to_tensor(reward), tf.convert_to_tensor(value)
   assert reward.shape.ndims == value.shape.ndims, (reward.shape, value.shape)
-  pcont = tf.convert_to_tensor(pcont, reward.dtype) * tf.ones_like(reward)
-  if bootstrap is not None:
-    bootstrap = tf.convert_to_tensor(bootstrap, reward.dtype)
+  if isinstance(pcont, (int, float)):
+    pcont = pcont * tf.ones_like(reward)
   dims = list(range(reward.shape.ndims))
   dims = [axis] + dims[1:axis] + [0] + dims[axis + 1:]
   if axis != 0:
@@ -617,7 +631,7 @@ class Adam(tf.Module):
   _building = False
 
   def __init__(self, name, modules, lr, clip=None, wd=None, wdpattern=r'.*'):
-    super().__init__(name=name)
+    self._name = name
     self._modules = modules
     self._clip = clip
     self._wdpattern = wdpattern
@@ -637,7 +651,8 @@ class Adam(tf.Module):
     finally:
       cls._building = False
 
-  def optimizer_variables(self):
+  @property
+  def variables(self):
     return list(self._opt.variables)
 
   def loss_scale_variables(self):
@@ -651,10 +666,10 @@ class Adam(tf.Module):
   def __call__(self, tape, loss):
     """One update; returns the gradient norm."""
     if self._variables is None:
-      variables = [module.trainable_variables for module in self._modules]
+      variables = [module.variables for module in self._modules]
       self._variables = tf.nest.flatten(variables)
       count = sum(np.prod(x.shape) for x in self._variables)
-      print(f'Found {count} {self.name} parameters.')
+      print(f'Found {count} {self._name} parameters.')
       self._build()
     assert len(loss.shape) == 0, loss.shape
     if Adam._building:
@@ -923,6 +938,7 @@ def cpu_bfloat16(path='/proc/cpuinfo'):
 def static_scan(fn, inputs, start, reverse=False):
   last = start
   outputs = None  # Shaped like fn's outputs, which may add to the start.
+  # Not len(): without AutoGraph, a symbolic tensor has none.
   indices = range(tf.nest.flatten(inputs)[0].shape[0])
   if reverse:
     indices = reversed(indices)

@@ -29,8 +29,12 @@ class DeepMindControl:
 
   def __init__(self, name, size=(64, 64), camera=None, seed=None):
     domain, task = parse_task(name)
-    from dm_control import suite
-    self._env = suite.load(domain, task, task_kwargs={'random': seed})
+    if isinstance(domain, str):
+      from dm_control import suite
+      self._env = suite.load(domain, task, task_kwargs={'random': seed})
+    else:
+      assert task is None
+      self._env = domain()
     self._size = size
     if camera is None:
       camera = dict(quadruped=2).get(domain, 0)
@@ -130,7 +134,10 @@ class Atari:
         with self.LOCK:
           self._env.reset_game()
     self._lives = self._env.lives()
-    self._screen(self._buffers[0])
+    if self._grayscale:
+      self._env.getScreenGrayscale(self._buffers[0])
+    else:
+      self._env.getScreenRGB(self._buffers[0])
     self._buffers[1].fill(0)
     return self._get_obs()
 
@@ -149,15 +156,12 @@ class Atari:
       elif step >= self._action_repeat - 2:
         # Upstream's index is 1 for a repeat of 1, which froze the frame.
         index = step - max(0, self._action_repeat - 2)
-        self._screen(self._buffers[index])
+        if self._grayscale:
+          self._env.getScreenGrayscale(self._buffers[index])
+        else:
+          self._env.getScreenRGB(self._buffers[index])
     obs = self._get_obs()
     return obs, np.float32(total_reward), done, {}
-
-  def _screen(self, buffer):
-    if self._grayscale:
-      self._env.getScreenGrayscale(buffer)
-    else:
-      self._env.getScreenRGB(buffer)
 
   def _get_obs(self):
     if self._action_repeat > 1:
@@ -213,7 +217,8 @@ class Collect:
     transition['action'] = np.zeros(self._env.action_space.shape, np.float32)
     transition['reward'] = np.float32(0.0)
     transition['discount'] = np.float32(1.0)
-    self._episode = [transition]  # Drops any unfinished episode.
+    # Drops any unfinished episode.
+    self._episode = [transition]
     return obs
 
   def flush(self):
@@ -396,8 +401,8 @@ class Async:
   def call(self, name, *args, **kwargs):
     blocking = kwargs.pop('blocking', True)
     if self._strategy == 'none':
-      result = getattr(self._env, name)(*args, **kwargs)
-      promise = lambda: result
+      # A promise, called when blocking (upstream returned it uncalled).
+      promise = functools.partial(getattr(self._env, name), *args, **kwargs)
     else:
       payload = name, args, kwargs
       self._send(self._CALL, payload)
@@ -406,9 +411,10 @@ class Async:
 
   def close(self):
     if self._strategy == 'none':
-      if self._env is not None:
+      try:
         self._env.close()
-        self._env = None
+      except AttributeError:
+        pass
       return
     try:
       self._conn.send((self._CLOSE, None))
@@ -471,6 +477,8 @@ class Async:
       return payload
     raise KeyError(f'Received message of unexpected type {message}')
 
+  # Static: spawning pickles the target, and a bound method would pickle the
+  # Async with its Process object, which refuses to be pickled.
   @staticmethod
   def _worker(ctor, conn):
     if threading.current_thread() is threading.main_thread():
@@ -505,6 +513,7 @@ class Async:
         raise KeyError(f'Received message of unknown type {message}')
     except Exception:
       stacktrace = ''.join(traceback.format_exception(*sys.exc_info()))
+      print(f'Error in environment process: {stacktrace}')
       try:
         conn.send((Async._EXCEPTION, stacktrace))
       except IOError:

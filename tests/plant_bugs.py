@@ -47,9 +47,11 @@ BUGS = {
         'tools.py', 'lambda agg, cur: cur[0] + cur[1] * lambda_ * agg',
         'lambda agg, cur: cur[0] + cur[1] * agg',
         'tests/test_tools.py::test_lambda_return_matches_numpy'),
-    'rssm_min_std_changed': (
-        'models.py', 'std = tf.nn.softplus(std) + 0.1',
-        'std = tf.nn.softplus(std) + 0.11',
+    'rssm_min_std_changed': (  # The prior's, in img_step.
+        'models.py', 'std = tf.nn.softplus(std) + 0.1\n'
+        '    stoch = self._sample(mean, std)\n',
+        'std = tf.nn.softplus(std) + 0.11\n'
+        '    stoch = self._sample(mean, std)\n',
         'tests/test_golden.py::test_first_train_steps_match_the_recording'
         '[dreamer]'),
     'help_key_without_description': (
