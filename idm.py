@@ -65,13 +65,22 @@ def derive(post, std_deter, std_stoch):
 
   s' reuses the standard normal noise of the posterior sample s, so that with
   both sigmas zero the derived memory is the original one and the decoding
-  constraint sees only the added noise.
+  constraint sees only the added noise, s' - s = sigma_s' eps.
+
+  The posterior's statistics (mu_s, sigma_s, eps) enter without gradient:
+  the constraint holds its target dec(h, s) fixed, so a gradient through
+  sigma_s would move s' alone, and its expectation over eps, sigma_s'
+  (J^T J)_dd > 0 for a decoder of Jacobian J, would shrink the posterior's
+  std, which A.1 does not ask for (measured in
+  runs/results/idm_constraint_gradient.md). The constraint trains the
+  decoder and, through h', the deterministic path: A.1's robust model.
   """
-  noise = (post['stoch'] - post['mean']) / post['std']
-  std = post['std'] + std_stoch
+  mean, std = tf.stop_gradient(post['mean']), tf.stop_gradient(post['std'])
+  noise = tf.stop_gradient((post['stoch'] - post['mean']) / post['std'])
+  std = std + std_stoch
   deter = tf.random.normal(tf.shape(post['deter']))
   return dict(
-      mean=post['mean'], std=std, stoch=post['mean'] + std * noise,
+      mean=mean, std=std, stoch=mean + std * noise,
       deter=post['deter'] + std_deter * deter)
 
 

@@ -36,6 +36,12 @@ BUGS = {
         'model))', 'logit = logit',
         'tests/test_idm.py::test_logit_bound_keeps_imagined_logits_in_the_'
         'training_range'),
+    'idm_constraint_trains_the_posterior_std': (
+        'idm.py', "mean, std = tf.stop_gradient(post['mean']), "
+        "tf.stop_gradient(post['std'])", "mean, std = post['mean'], "
+        "post['std']",
+        'tests/test_idm.py::test_the_constraint_trains_decoder_and_'
+        'deterministic_path_only'),
     'idm_outside_counts_one_side': (
         'idm.py', '(imagined < low) | (imagined > high)', '(imagined < low)',
         'tests/test_idm.py::test_logit_diagnostics_match_numpy'),

@@ -63,6 +63,23 @@ def test_decoding_constraint_zero_without_noise_and_trains_decoder(tmp_path):
     assert all(g is not None and np.any(g.numpy() != 0) for g in grads)
 
 
+def test_the_constraint_trains_decoder_and_deterministic_path_only(tmp_path):
+  agent = make_agent(idm_config(tmp_path), idm.IDM)
+  data = dreamer.preprocess(random_batch(agent._c, seed=1), agent._c)
+  with tf.GradientTape(persistent=True) as tape:
+    _, outs, metrics = agent._model_loss(data)
+    constraint = metrics['constraint_loss']
+  post = outs['post']
+  # Not the posterior's statistics: with the target held fixed, a gradient
+  # on its std would shrink it (idm.derive).
+  for key in ('std', 'mean', 'stoch'):
+    assert tape.gradient(constraint, post[key]) is None, key
+  deter = tape.gradient(constraint, post['deter'])
+  assert float(tf.reduce_max(tf.abs(deter))) > 0
+  grads = tape.gradient(constraint, agent._decode.trainable_variables)
+  assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
 def test_imagination_starts_from_original_and_derived_memory(tmp_path):
   agent = make_agent(idm_config(tmp_path), idm.IDM)
   data = dreamer.preprocess(random_batch(agent._c), agent._c)
