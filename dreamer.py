@@ -710,6 +710,10 @@ def make_ctor(config, seed):
     return functools.partial(
         wrappers.make_atari, task, config.action_repeat, config.time_limit,
         seed, grayscale=config.grayscale)
+  if suite == 'gym':
+    return functools.partial(
+        wrappers.make_gym, task, config.action_repeat, config.time_limit,
+        seed)
   raise ValueError(f"no environment for task '{config.task}'")
 
 
@@ -727,22 +731,40 @@ ATARI = dict(
     time_limit=108000, pcont=True)
 
 
+# Any discrete task's defaults, for the keys not given.
+DISCRETE = dict(action_dist='onehot', expl='epsilon_greedy')
+
+
 def apply_atari(config, given):
   if config.task.startswith('atari_'):
     config.update({k: v for k, v in ATARI.items() if k not in given})
+  elif config.task.startswith('gym_') and discrete_actions(config.task):
+    config.update({k: v for k, v in DISCRETE.items() if k not in given})
+
+
+def discrete_actions(task):
+  """Whether a task's actions are discrete; ValueError, naming the task, for
+  one that cannot be made."""
+  suite, _, name = task.partition('_')
+  if suite != 'gym':
+    return suite == 'atari'
+  try:
+    return wrappers.parse_gym(name) == 'discrete'
+  except ValueError as e:
+    raise ValueError(f"unknown task '{task}': {e}") from None
 
 
 def check_config(config):
   """ValueError for values that would fail late or train something else."""
   suite, _, task = config.task.partition('_')
-  if suite not in ('dmc', 'atari') or not task:
+  if suite not in ('dmc', 'atari', 'gym') or not task:
     raise ValueError(
-        f"unknown task '{config.task}': tasks are named dmc_<domain>_<task> "
-        'or atari_<game>')
+        f"unknown task '{config.task}': tasks are named dmc_<domain>_<task>, "
+        'atari_<game> or gym_<Gymnasium id>')
   try:
     if suite == 'dmc':
       wrappers.parse_task(task)
-    else:
+    elif suite == 'atari':
       wrappers.parse_game(task)
   except ValueError as e:
     raise ValueError(f"unknown task '{config.task}': {e}") from None
@@ -772,7 +794,7 @@ def check_config(config):
 
 
 def check_actions(config, suite):
-  discrete = suite == 'atari'
+  discrete = discrete_actions(config.task)
   if (config.action_dist == 'onehot') != discrete:
     kind = 'discrete' if discrete else 'continuous'
     raise ValueError(
@@ -786,7 +808,7 @@ def check_actions(config, suite):
     raise ValueError(
         f'--expl {config.expl} does not fit --action_dist '
         f'{config.action_dist}; use {valid}')
-  if config.grayscale and not discrete:
+  if config.grayscale and suite != 'atari':
     raise ValueError('--grayscale applies to Atari tasks only')
 
 
@@ -815,8 +837,8 @@ def parse_flags(
   types = dict(precision=lambda x: int(x) if x in ('16', '32') else x)
   config, given = tools.parse_flags(
       config, argv, choices, prog, types, describe_config(extension))
-  apply_atari(config, given)
   try:
+    apply_atari(config, given)
     if adjust:
       adjust(config, given)
     check_config(config)

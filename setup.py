@@ -35,6 +35,9 @@ setuptools.setup(
         # it too.
         'plot': PLOT,
         'test': ['pytest>=8', 'pytest-xdist>=3'] + PLOT,
+        # gym_<id> tasks: Gymnasium with its MuJoCo (mujoco < 4 as above)
+        # and classic-control (pygame) environments.
+        'gym': ['gymnasium[mujoco,classic-control]>=1.1,<2'],
         'gpu': ['tensorflow[and-cuda]>=2.21,<2.22'],
     },
 )

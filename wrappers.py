@@ -8,6 +8,7 @@ Mesa's llvmpipe).
 """
 
 import contextlib
+import difflib
 import functools
 import importlib.machinery
 import multiprocessing
@@ -18,8 +19,11 @@ import sys
 import threading
 import traceback
 
-# Headless rendering; a user's own choice (e.g. osmesa) wins.
+# Headless rendering; a user's own choice (e.g. osmesa) wins. SDL's dummy
+# video driver keeps pygame (Gymnasium's classic control) from looking for a
+# display.
 os.environ.setdefault('MUJOCO_GL', 'egl')
+os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')
 
 import numpy as np
 from PIL import Image
@@ -171,6 +175,62 @@ class Atari:
     image = np.clip(image, 0, 255).astype(np.uint8)
     image = image[:, :, None] if self._grayscale else image
     return {'image': image}
+
+
+class Gym:
+  """Any Gymnasium environment from pixels: its rgb_array render, resized to
+  `size` as Atari's frames are, is the observation; the agent sees nothing
+  else. `terminated` ends an episode with discount 0, `truncated` (a time
+  limit) with discount 1. Seeded at its first reset; later resets continue
+  the environment's own random state, as Gymnasium means them to."""
+
+  def __init__(self, name, size=(64, 64), time_limit=None, seed=None):
+    self._env = make_gym_env(name, size, time_limit)
+    self._size = size
+    self._seed = seed
+    space = self._env.action_space
+    if type(space).__name__ == 'Discrete':
+      self._start = int(space.start)
+      self._action_space = Discrete(int(space.n))
+    else:
+      self._action_space = Box(space.low, space.high, dtype=np.float32)
+      self._dtype = space.dtype
+
+  @property
+  def observation_space(self):
+    return {'image': Box(0, 255, self._size + (3,), dtype=np.uint8)}
+
+  @property
+  def action_space(self):
+    return self._action_space
+
+  def step(self, action, render=True):
+    if isinstance(self._action_space, Discrete):
+      action = int(action) + self._start
+    else:
+      action = np.asarray(action, self._dtype)
+    _, reward, terminated, truncated, _ = self._env.step(action)
+    obs = {}
+    if render:  # ActionRepeat renders only the frame that is observed.
+      obs['image'] = self.render()
+    done = terminated or truncated
+    info = {'discount': np.array(0.0 if terminated else 1.0, np.float32)}
+    return obs, np.float32(reward), done, info
+
+  def reset(self):
+    seed, self._seed = self._seed, None  # Seeded once, as Gymnasium's own.
+    self._env.reset(seed=seed)
+    return {'image': self.render()}
+
+  def render(self, *args, **kwargs):
+    frame = np.asarray(self._env.render())[..., :3]
+    if frame.shape[:2] != self._size:
+      frame = np.array(Image.fromarray(frame).resize(
+          self._size[::-1], Image.BILINEAR))
+    return frame.astype(np.uint8)
+
+  def close(self):
+    self._env.close()
 
 
 class Collect:
@@ -589,6 +649,77 @@ def parse_game(name):
   return name
 
 
+def gym_module():
+  try:
+    import gymnasium
+  except ImportError:
+    raise ValueError(
+        "gym_ tasks need Gymnasium: pip install -e '.[gym]'") from None
+  return gymnasium
+
+
+def make_gym_env(name, size=(64, 64), time_limit=None):
+  """Gymnasium's environment `name` rendering rgb_array frames; ValueError,
+  in one line, for what cannot be made."""
+  gym = gym_module()
+  module, _, env_id = name.rpartition(':')
+  if env_id.startswith('ALE/') and not module:
+    import ale_py  # Registers the ALE's ids; a dependency already.
+    gym.register_envs(ale_py)
+  kwargs = dict(render_mode='rgb_array')
+  if time_limit:  # --time_limit replaces the registered limit.
+    kwargs['max_episode_steps'] = time_limit
+  try:
+    try:  # MuJoCo's environments render at the size itself: faster.
+      env = gym.make(name, width=size[1], height=size[0], **kwargs)
+    except TypeError as e:
+      if 'width' not in str(e) and 'height' not in str(e):
+        raise
+      env = gym.make(name, **kwargs)
+  except ModuleNotFoundError as e:
+    raise ValueError(
+        f"cannot import module '{module or e.name}' for Gymnasium id "
+        f"'{name}' ({e})") from None
+  except gym.error.DependencyNotInstalled as e:
+    raise ValueError(
+        f"Gymnasium's {name} needs a package that is not installed: "
+        f'{e}') from None
+  except gym.error.Error as e:
+    if not isinstance(e, (gym.error.NameNotFound, gym.error.VersionNotFound,
+                          gym.error.NamespaceNotFound,
+                          gym.error.UnregisteredEnv)):
+      raise ValueError(f"Gymnasium cannot make '{name}': {e}") from None
+    matches = difflib.get_close_matches(env_id, gym.registry.keys(), 5)
+    raise ValueError(
+        f"unknown Gymnasium id '{name}'; close matches: "
+        f"{', '.join(matches) or 'none'}") from None
+  modes = env.metadata.get('render_modes') or []
+  if 'rgb_array' not in modes:
+    env.close()
+    raise ValueError(
+        f"Gymnasium's {name} cannot render rgb_array frames (its render "
+        f"modes: {', '.join(modes) or 'none'})")
+  space = env.action_space
+  if type(space).__name__ not in ('Box', 'Discrete'):
+    env.close()
+    raise ValueError(
+        f"Gymnasium's {name} has actions {space}: only Box and Discrete "
+        'action spaces are supported')
+  return env
+
+
+@functools.lru_cache(maxsize=None)
+def parse_gym(name):
+  """Whether the Gymnasium environment's actions are 'discrete' or
+  'continuous'; ValueError for an id that cannot be made or rendered."""
+  env = make_gym_env(name, time_limit=None)
+  try:
+    kind = type(env.action_space).__name__
+  finally:
+    env.close()
+  return 'discrete' if kind == 'Discrete' else 'continuous'
+
+
 # Environments of one run draw apart: training, evaluation, and the final
 # evaluation of runs/evaluate.py.
 SEED_ROLES = {'train': 0, 'test': 1, 'final': 2}
@@ -617,6 +748,19 @@ def make_atari(
       task, action_repeat, size, grayscale=grayscale, life_done=True,
       sticky_actions=True, seed=seed)
   env = OneHotAction(env)
+  env = TimeLimit(env, time_limit // action_repeat)
+  return env
+
+
+def make_gym(task, action_repeat, time_limit, seed, size=(64, 64)):
+  """A Gymnasium environment from pixels, its actions normalized (Box) or
+  one-hot (Discrete), as the other suites'."""
+  env = Gym(task, size, time_limit, seed=seed)
+  env = ActionRepeat(env, action_repeat)
+  if isinstance(env.action_space, Discrete):
+    env = OneHotAction(env)
+  else:
+    env = NormalizeActions(env)
   env = TimeLimit(env, time_limit // action_repeat)
   return env
 

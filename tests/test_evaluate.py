@@ -149,4 +149,5 @@ def test_a_task_no_factory_builds_is_refused_naming_it(tmp_path):
   assert process.returncode == 1
   assert last_line(process) == (
       f"evaluate.py: error: cannot evaluate {logdir}: unknown task "
-      "'mw_reach': tasks are named dmc_<domain>_<task> or atari_<game>")
+      "'mw_reach': tasks are named dmc_<domain>_<task>, atari_<game> or "
+      "gym_<Gymnasium id>")
