@@ -94,3 +94,41 @@ def test_planted_bugs_still_fit_the_code_and_name_real_tests():
     path, function = test.split('::')
     function = function.split('[')[0]
     assert f'def {function}(' in (ROOT / path).read_text(), name
+
+
+def lock_pins():
+  """{name: version} of requirements-lock.txt for this Python, and whether
+  every pin carries its hashes."""
+  from packaging.requirements import Requirement
+  from packaging.utils import canonicalize_name
+  pins, hashed = {}, True
+  lines = (ROOT / 'requirements-lock.txt').read_text().splitlines()
+  for index, line in enumerate(lines):
+    if not line or line.startswith((' ', '#')):
+      continue
+    requirement = Requirement(line.rstrip(' \\'))
+    following = lines[index + 1] if index + 1 < len(lines) else ''
+    hashed &= following.strip().startswith('--hash=sha256:')
+    if requirement.marker is None or requirement.marker.evaluate():
+      (version,) = [s.version for s in requirement.specifier]
+      pins[canonicalize_name(requirement.name)] = version
+  return pins, hashed
+
+
+def test_the_lock_pins_what_setup_py_asks_for_and_was_installed():
+  import importlib.metadata
+  from packaging.requirements import Requirement
+  from packaging.utils import canonicalize_name
+  pins, hashed = lock_pins()
+  assert hashed
+  wanted = importlib.metadata.requires('dreamer-bird-idm')
+  for text in wanted:
+    requirement = Requirement(text)
+    if requirement.marker and 'gpu' in str(requirement.marker):
+      continue  # CUDA's packages: no GPU where the lock is tested.
+    name = canonicalize_name(requirement.name)
+    assert name in pins, f'{name} is not in requirements-lock.txt'
+    assert requirement.specifier.contains(pins[name]), (text, pins[name])
+  # This environment holds the lock's versions.
+  for name, version in pins.items():
+    assert importlib.metadata.version(name) == version, name
