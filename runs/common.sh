@@ -69,6 +69,34 @@ run_one() {  # logdir command
 }
 export -f run_one
 
+evaluate_command() {  # logdir: its run's final evaluation, EPISODES episodes
+  case $1 in
+    */upstream/*) echo "$PYTHON $ROOT/runs/upstream.py --evaluate $EPISODES \
+--logdir $1" ;;
+    *) echo "$PYTHON $ROOT/runs/evaluate.py $1 --episodes $EPISODES" ;;
+  esac
+}
+
+final_evaluations() {  # figure: every run's final evaluation, once per step
+  local task method seed logdir command
+  for task in $TASKS; do
+    for method in $METHODS; do
+      for seed in $SEEDS; do
+        logdir="$LOGROOT/$1/$task/$method/$seed"
+        command=$(evaluate_command "$logdir")
+        if [ "$DRY_RUN" = 1 ]; then
+          echo "$command"
+        elif ! eval "$command" >> "$logdir/evaluate.log" 2>&1; then
+          echo "FAILED evaluation of $logdir: see $logdir/evaluate.log"
+          return 1
+        else
+          tail -n 1 "$logdir/evaluate.log"
+        fi
+      done
+    done
+  done
+}
+
 figure_runs() {  # figure: RUNS, pairs of logdir and command left to run
   local figure=$1 task method seed command logdir
   local logdirs=() commands=()

@@ -53,22 +53,7 @@ for task in $TASKS; do
 done
 run_figure cpu_check
 # The final policy over as many episodes as the random baseline.
-for task in $TASKS; do
-  for method in $METHODS; do
-    for seed in $SEEDS; do
-      logdir="$LOGROOT/cpu_check/$task/$method/$seed"
-      command="$PYTHON $ROOT/runs/evaluate.py $logdir --episodes $EPISODES"
-      if [ "$DRY_RUN" = 1 ]; then
-        echo "$command"
-      elif ! eval "$command" > "$logdir/evaluate.log" 2>&1; then
-        echo "FAILED evaluation of $logdir: see $logdir/evaluate.log"
-        exit 1
-      else
-        tail -n 1 "$logdir/evaluate.log"
-      fi
-    done
-  done
-done
+final_evaluations cpu_check
 [ "$DRY_RUN" = 1 ] && exit 0
 "$PYTHON" "$ROOT/runs/plot.py" "$LOGROOT/cpu_check" --output "$OUTPUT" \
   --above random --sigmas 3

@@ -18,14 +18,6 @@
 : "${FLAGS:=--action_repeat $REPEAT --batch_size 16 --batch_length 32 --cnn_depth 8 --deter_size 100 --stoch_size 20 --num_units 200 --eval_every 2500 --log_every 2500 --precision 32 --jit False}"
 source "$(dirname "$0")/common.sh"
 
-evaluate_command() {  # logdir: the final evaluation of its run
-  case $1 in
-    */upstream/*) echo "$PYTHON $ROOT/runs/upstream.py --evaluate $EPISODES \
---logdir $1" ;;
-    *) echo "$PYTHON $ROOT/runs/evaluate.py $1 --episodes $EPISODES" ;;
-  esac
-}
-
 figure_runs upstream_comparison
 for ((i = 0; i < ${#RUNS[@]}; i += 2)); do
   RUNS[i + 1]="${RUNS[i + 1]} && $(evaluate_command "${RUNS[i]}")"
@@ -33,17 +25,4 @@ done
 launch_runs upstream_comparison
 # Runs that finished before their evaluation did (an evaluation already made
 # at the checkpoint's step is left alone).
-for task in $TASKS; do
-  for method in $METHODS; do
-    for seed in $SEEDS; do
-      logdir="$LOGROOT/upstream_comparison/$task/$method/$seed"
-      command=$(evaluate_command "$logdir")
-      if [ "$DRY_RUN" = 1 ]; then
-        echo "$command"
-      elif ! eval "$command" >> "$logdir/evaluate.log" 2>&1; then
-        echo "FAILED evaluation of $logdir: see $logdir/evaluate.log"
-        exit 1
-      fi
-    done
-  done
-done
+final_evaluations upstream_comparison
