@@ -77,5 +77,15 @@ def read_metrics(logdir, name='metrics.jsonl'):
   return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def assert_trained(process, logdir):
+  """A run that ended well, with test returns and finite model losses."""
+  assert process.returncode == 0, process.stderr[-3000:]
+  metrics = read_metrics(logdir)
+  assert any('test/return' in m for m in metrics)
+  losses = [m['model_loss'] for m in metrics if 'model_loss' in m]
+  assert losses and np.all(np.isfinite(losses))
+  return metrics
+
+
 def last_line(process):
   return process.stderr.strip().splitlines()[-1]

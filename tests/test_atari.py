@@ -11,7 +11,7 @@ from PIL import Image
 import dreamer
 import tools
 import wrappers
-from helpers import TINY, flags, read_metrics, run_script
+from helpers import TINY, assert_trained, flags, read_metrics, run_script
 
 # Forty agent steps per episode, four frames each.
 ATARI_TINY = dict(
@@ -222,11 +222,7 @@ def test_tiny_atari_runs_and_resumes(script, args, tmp_path):
   logdir = tmp_path / 'logdir'
   command = [f'--logdir={logdir}', *flags(**ATARI_TINY), *args]
   process = run_script(script, *command)
-  assert process.returncode == 0, process.stderr[-3000:]
-  metrics = read_metrics(logdir)
-  assert any('test/return' in m for m in metrics)
-  losses = [m['model_loss'] for m in metrics if 'model_loss' in m]
-  assert losses and np.all(np.isfinite(losses))
+  metrics = assert_trained(process, logdir)
   ent = [m['action_ent'] for m in metrics if 'action_ent' in m]
   assert 0 < min(ent) and max(ent) <= np.log(6) + 1e-4  # Exact, not sampled.
   channels = 1 if '--grayscale=True' in args else 3
