@@ -26,7 +26,8 @@ Suite tasks the IQM and mean over runs x tasks of returns / 1000 with their
 intervals, and a last panel of performance profiles; the probability of
 improvement P(X > Y) of each pair of methods; with `--versus METHOD`, every
 other method's difference of mean score from METHOD's, per task, with its
-interval and the smallest difference these seeds could detect.
+interval and the smallest difference these seeds could detect, on the
+curve's end and, where every run has one, on the final evaluation.
 
 `--baseline FILE` (repeatable) adds upstream's published results: a list of
 {task, method, seed, xs, ys} (scores/dreamer.json) as dashed curves cut to
@@ -218,8 +219,8 @@ def numbers(runs, baselines, bins, last, reps):
 def table(result):
   cell = lambda x: f'{x[0]:.1f} ± {x[1]:.1f} ({x[2]})' if x else ''
   lines = [
-      '| task | method | end of training curve | IQM [95% CI] | '
-      'final evaluation | IQM [95% CI] | episodes | last step |',
+      f'| task | method | {COLUMNS["end"]} | IQM [95% CI] | '
+      f'{COLUMNS["final"]} | IQM [95% CI] | episodes | last step |',
       '| --- | --- | --- | --- | --- | --- | --- | --- |']
   for task, methods in sorted(result.items()):
     for name, entry in sorted(methods.items()):
@@ -255,6 +256,7 @@ def interval(value, digits=1):
 SCORES = dict(
     end="the end of each run's training curve",
     final="each run's final evaluation")
+COLUMNS = dict(end='end of training curve', final='final evaluation')
 
 
 def score_kind(runs):
@@ -303,8 +305,10 @@ def statistics(runs, last, versus, reps):
             k: [v.tolist() for v in value] for k, value in
             stats.profiles(scores, thresholds, reps).items()}))
   result['improvement'] = improvements(runs, names, tasks, kind, last, reps)
-  if versus:
-    result['versus'] = differences(runs, versus, kind, last, reps)
+  if versus:  # On both scores: the curve's end and the final evaluation.
+    kinds = ('end', 'final') if kind == 'final' else ('end',)
+    result['versus'] = {
+        k: differences(runs, versus, k, last, reps) for k in kinds}
   return result
 
 
@@ -370,15 +374,17 @@ def statistics_table(result, versus):
         f'Difference from {versus} (mean of the method minus mean of '
         f'{versus}) and the smallest difference these seeds could detect '
         "(Welch's t-test, two-sided 5%, power 80%):", '',
-        '| task | method | difference [95% CI] | detectable | seeds |',
-        '| --- | --- | --- | --- | --- |']
-    for task, methods in sorted(result['versus'].items()):
-      for name, entry in sorted(methods.items()):
-        detectable = entry['detectable']
-        detectable = '' if detectable is None else f'{detectable:.1f}'
-        lines.append(
-            f'| {task} | {name} | {interval(entry["difference"])} | '
-            f'{detectable} | {entry["seeds"][0]} vs {entry["seeds"][1]} |')
+        '| task | method | score | difference [95% CI] | detectable | seeds |',
+        '| --- | --- | --- | --- | --- | --- |']
+    for kind, tasks in result['versus'].items():
+      for task, methods in sorted(tasks.items()):
+        for name, entry in sorted(methods.items()):
+          detectable = entry['detectable']
+          detectable = '' if detectable is None else f'{detectable:.1f}'
+          lines.append(
+              f'| {task} | {name} | {COLUMNS[kind]} | '
+              f'{interval(entry["difference"])} | {detectable} | '
+              f'{entry["seeds"][0]} vs {entry["seeds"][1]} |')
     lines.append('')
   return '\n'.join(lines)
 
