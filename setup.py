@@ -10,7 +10,9 @@ setuptools.setup(
         'Dreamer and its extensions BIRD and IDM: model-based reinforcement '
         'learning from pixels in TensorFlow 2'),
     py_modules=['dreamer', 'bird', 'idm', 'models', 'tools', 'wrappers'],
-    python_requires='>=3.10,<3.14',
+    # dm_control needs labmaze, which has wheels up to Python 3.12 only
+    # (building it needs Bazel).
+    python_requires='>=3.10,<3.13',
     install_requires=[
         # tf_keras must match TensorFlow's minor version; TFP 0.25 is the
         # release for TF 2.19+.
