@@ -30,8 +30,10 @@ this project's scripts and upstream (which has no XLA option).
 
 `--evaluate N` builds upstream's agent from the run's record, loads its
 checkpoint and runs N test episodes of upstream's test policy
-(training=False), appended to LOGDIR/final.jsonl as runs/evaluate.py does; a
-run evaluated at its checkpoint's step before is left alone.
+(training=False), appended to LOGDIR/final.jsonl as runs/evaluate.py does,
+at the step of upstream's curves: the env steps of the run's episodes (its
+agent's own counter lags them after a resume); a run evaluated at that step
+before is left alone.
 """
 
 import argparse
@@ -432,20 +434,24 @@ def evaluate(config, given, episodes, upstream, project):
   try:
     values = read_record(logdir)
     project.tools.lock(logdir)  # Held until the exit.
-    step = project.tools.checkpoint_step(logdir / 'variables.pkl')
-    if step is None:
+    saved = project.tools.checkpoint_step(logdir / 'variables.pkl')
+    if saved is None:
       raise ValueError(
           f'no checkpoint {logdir / "variables.pkl"}: train the run first')
   except (ValueError, OSError, project.tools.RunError) as e:
     fail(e)
+  recorded = upstream.tools.AttrDict(values)
+  # The step of upstream's curves and loop, the env steps of its episodes.
+  # Its agent's own counter, restored from the last checkpoint on a resume,
+  # lags them by the episodes written after that checkpoint.
+  step = upstream.dreamer.count_steps(logdir / 'episodes', recorded)
   if project.evaluate.evaluated(final, step):
     print(f'{logdir} was evaluated at step {step} before; left alone.')
     return
-  recorded = upstream.tools.AttrDict(values)
   recorded.logdir = logdir
   recorded.precision = config.precision if 'precision' in given else (
       recorded.precision)
-  results = test_episodes(recorded, episodes, step, upstream)
+  results = test_episodes(recorded, episodes, saved, upstream)
   for index, (ret, length) in enumerate(results):
     line = dict(step=step, episode=index, length=length, **{'return': ret})
     project.tools.append_line(final, json.dumps(line))
@@ -457,8 +463,9 @@ def evaluate(config, given, episodes, upstream, project):
         f'({", ".join(f"{r:.1f}" for r in returns)})')
 
 
-def test_episodes(config, episodes, step, upstream):
-  """[(return, length)] of upstream's test policy from the checkpoint."""
+def test_episodes(config, episodes, saved, upstream):
+  """[(return, length)] of upstream's test policy from the checkpoint, whose
+  agent's counter is `saved`."""
   import tensorflow as tf
   import tf_keras
   if config.precision == 16:  # As upstream's main sets it.
@@ -484,9 +491,9 @@ def test_episodes(config, episodes, step, upstream):
         config, datadir, env.action_space, writer)
     agent.load(config.logdir / 'variables.pkl')
     loaded = int(agent._step.numpy())
-    if loaded != step:
+    if loaded != saved:
       fail(f'{config.logdir / "variables.pkl"}: its step is {loaded} as '
-           f'the agent loads it but {step} as read before')
+           f'the agent loads it but {saved} as read before')
     # The agent trains on its first call (upstream's loop evaluates after
     # training); the checkpoint's policy is evaluated as it was saved.
     agent._should_train(loaded)

@@ -264,5 +264,16 @@ def test_tiny_upstream_run_trains_evaluates_checkpoints_and_resumes(tmp_path):
   record = json.loads((logdir / 'config.json').read_text())
   assert record['resumes'][-1]['changed'] == {'steps': [160.0, 240.0]}
 
+  # An episode written after the last checkpoint (a run killed before its
+  # next save) counts on upstream's axis, where the agent's counter lags.
+  last = sorted((logdir / 'episodes').glob('*.npz'))[-1]
+  shutil.copy(last, last.with_name('later' + last.name))
+  process = run_driver('--evaluate', '1', '--logdir', str(logdir))
+  assert process.returncode == 0, process.stderr[-3000:]
+  length = int(last.stem.split('-')[-1]) - 1
+  step = 240 + length * record['config']['action_repeat']
+  assert read_metrics(logdir, 'final.jsonl')[-1]['step'] == step == 280
+  assert tools.checkpoint_step(logdir / 'variables.pkl') == 240
+
   # Nothing in the checkout changed, and nothing was added (__pycache__).
   assert file_hashes(checkout()) == before
