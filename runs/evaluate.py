@@ -167,10 +167,18 @@ def open_loop(agent, episode, length):
   return np.clip(255 * video, 0, 255).astype(np.uint8)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Each option's default, unless None: then its help says what it is."""
+
+  def _get_help_string(self, action):
+    if action.default is None:
+      return action.help
+    return super()._get_help_string(action)
+
+
 def parse_args(argv):
   parser = argparse.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+      description=__doc__.split('\n')[0], formatter_class=HelpFormatter)
   parser.add_argument('logdir', type=pathlib.Path, help='the run to evaluate')
   parser.add_argument(
       '--episodes', type=int, default=10, help='evaluation episodes')

@@ -65,6 +65,7 @@ def test_options_are_checked_in_one_line():
       '--save_episodes', '--format', '--fps', '--scale', '--precision',
       '--jit'):
     assert option in process.stdout, option
+  assert '(default: None)' not in process.stdout  # Its help says what.
 
 
 @pytest.mark.slow
