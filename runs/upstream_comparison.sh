@@ -6,7 +6,7 @@
 # scale (runs/cpu_check.sh: walker_stand, 35k env steps, the reduced model).
 #   UPSTREAM=../dreamer runs/upstream_comparison.sh   # JOBS=2: 2 at once
 #   python runs/plot.py runs/logdir/upstream_comparison --last 5 \
-#       --versus upstream --output runs/results/upstream_comparison
+#       --versus upstream --output runs/logdir/upstream_comparison/figure
 # Each run is followed by its final evaluation (EPISODES episodes of its
 # last checkpoint's policy, runs/evaluate.py or runs/upstream.py --evaluate)
 # so that a run's results are complete as soon as it ends; seeds run
