@@ -4,7 +4,8 @@
   python runs/status.py --finished 1e6 LOGDIR...     # the finished ones
 
 A run's state is `running` while a process holds its logdir, `finished` once
-its checkpoint reached the steps it was started with (config.json), `failed`
+its checkpoint reached the steps it was started with (config.json; for an
+upstream run, the env steps of its episodes, as its own loop counts), `failed`
 when the last process that ran it exited with an error (LOGDIR/exit_code,
 written by the figure scripts), and `stopped` otherwise: started, resumable.
 """
@@ -18,20 +19,44 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import tools  # noqa: E402
 
 
-def status(logdir):
-  """A dict of the run's method path, step, steps, last test return, state."""
+def record(logdir):
+  """The run's config.json as a dict, or {}."""
+  try:
+    values = json.loads((pathlib.Path(logdir) / 'config.json').read_text())
+  except (OSError, ValueError):
+    return {}
+  return values if isinstance(values, dict) else {}
+
+
+def run_step(logdir, values):
+  """The step of the run's checkpoint, or None without one. An upstream run's
+  (runs/upstream.py) is the step its own loop counts, the env steps of its
+  episodes: its agent's counter, restored from the last checkpoint on a
+  resume, lags them by the episodes written after that checkpoint."""
   logdir = pathlib.Path(logdir)
   try:
     step = tools.checkpoint_step(logdir / 'variables.pkl')
   except tools.CheckpointError:
-    step = None
-  steps = None
-  if (logdir / 'config.json').exists():
+    return None
+  if step is not None and 'upstream' in values:
     try:
-      steps = json.loads((logdir / 'config.json').read_text())['config'][
-          'steps']
-    except (ValueError, KeyError, TypeError):
-      pass
+      repeat = int(values['config']['action_repeat'])
+    except (KeyError, TypeError, ValueError):
+      return step
+    step = tools.count_episodes(logdir / 'episodes')[1] * repeat
+  return step
+
+
+def status(logdir):
+  """A dict of the run's method path, step, steps, last test return, state."""
+  logdir = pathlib.Path(logdir)
+  values = record(logdir)
+  step = run_step(logdir, values)
+  steps = None
+  try:
+    steps = values['config']['steps']
+  except (KeyError, TypeError):
+    pass
   last = None
   if (logdir / 'metrics.jsonl').exists():
     for line in (logdir / 'metrics.jsonl').read_text().splitlines():
@@ -73,10 +98,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.finished is not None:
     for logdir in args.paths:
-      try:
-        step = tools.checkpoint_step(logdir / 'variables.pkl')
-      except tools.CheckpointError:
-        step = None
+      step = run_step(logdir, record(logdir))
       if step is not None and step >= args.finished:
         print(logdir)
     return
@@ -88,7 +110,7 @@ def main(argv=None):
   for row in rows:
     counts[row['state']] = counts.get(row['state'], 0) + 1
     step = '-' if row['step'] is None else row['step']
-    steps = '?' if row['steps'] is None else row['steps']
+    steps = '?' if row['steps'] is None else f'{float(row["steps"]):.0f}'
     ret = '-' if row['last_return'] is None else f'{row["last_return"]:.1f}'
     code = ''
     if row['state'] == 'failed':

@@ -479,6 +479,20 @@ def test_status_lists_every_run_and_its_state(tmp_path):
   run('failed', step=400, exit_code=1)
   run('stopped', step=400, exit_code=0)
   running = run('running')
+  # Upstream's checkpoints are tuples and its agent's counter lags the env
+  # steps of its episodes after a resume; its loop counts the episodes.
+  for name, lengths in (('upstream', (251, 251)), ('upstream_short', (251,))):
+    logdir = run(name, exit_code=0)
+    values = json.loads((logdir / 'config.json').read_text())
+    values.update(upstream={'commit': '56d4d44'})
+    values['config'].update(action_repeat=2)
+    (logdir / 'config.json').write_text(json.dumps(values))
+    with (logdir / 'variables.pkl').open('wb') as f:
+      pickle.dump((np.zeros(3, np.float32), np.int64(800)), f)
+    (logdir / 'episodes').mkdir()
+    for index, length in enumerate(lengths):
+      name = f'20261205T00000{index}-{index}-{length}.npz'
+      (logdir / 'episodes' / name).touch()
   holder = subprocess.Popen([sys.executable, '-c', (
       f'import sys; sys.path.insert(0, {str(ROOT)!r}); import tools, time; '
       f'tools.lock({str(running)!r}); print("locked", flush=True); '
@@ -496,14 +510,17 @@ def test_status_lists_every_run_and_its_state(tmp_path):
     path = next(word for word in line.split() if word.startswith(str(root)))
     states[pathlib.Path(path).parent.name] = line.split()[0]
   assert states == dict(
-      done='finished', failed='failed', stopped='stopped', running='running')
+      done='finished', failed='failed', stopped='stopped', running='running',
+      upstream='finished', upstream_short='stopped')
   assert 'return   812.5' in lines[0]
   assert '(exit code 1)' in [l for l in lines if l.startswith('failed')][0]
-  assert lines[-1] == '1 failed, 1 finished, 1 running, 1 stopped'
+  assert [l.split()[1] for l in lines if 'upstream' in l] == ['1000', '500']
+  assert lines[-1] == '1 failed, 2 finished, 1 running, 2 stopped'
   process = run_script(
       'runs/status.py', '--finished', '1e3',
       *[str(p) for p in sorted(root.glob('walker_run/*/0'))], timeout=120)
-  assert process.stdout.split() == [str(root / 'walker_run' / 'done' / '0')]
+  assert process.stdout.split() == [
+      str(root / 'walker_run' / name / '0') for name in ('done', 'upstream')]
 
 
 @pytest.fixture(scope='module')
