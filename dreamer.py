@@ -908,9 +908,15 @@ def check_record(config, agent_class):
         f'{config.logdir} holds a run with other settings: {differences} '
         f'(may change on resume: {", ".join(RESUMABLE)})')
   resume = dict(
-      time=record['created'], added=[k for k in now if k not in values],
+      time=record['created'], code=record['code'], command=record['command'],
+      added=[k for k in now if k not in values],
       changed={k: list(v) for k, v in changed.items()})
-  record['created'] = recorded.get('created', record['created'])
+  if recorded.get('versions', record['versions']) != record['versions']:
+    resume['versions'] = record['versions']
+  # The record's code, versions and command stay those the run started with;
+  # each resume adds its own.
+  for key in ('created', 'code', 'versions', 'command'):
+    record[key] = recorded.get(key, record[key])
   record['resumes'] = recorded.get('resumes', []) + [resume]
   return record
 

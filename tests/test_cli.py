@@ -120,6 +120,9 @@ def test_train_evaluate_checkpoint_and_resume(tmp_path):
     assert record['versions'][package], package
   assert 'config' in event_tags(logdir)
   last = max(m['step'] for m in metrics)
+  # A start by other code (a record as an earlier commit wrote it).
+  record['code'], record['versions']['numpy'] = 'earlier', '0.0'
+  (logdir / 'config.json').write_text(json.dumps(record))
   # The same command with more steps continues where the run stopped.
   process = run_script(
       'dreamer.py', f'--logdir={logdir}', *flags(**dict(TINY, steps=240)))
@@ -133,6 +136,11 @@ def test_train_evaluate_checkpoint_and_resume(tmp_path):
   record = json.loads((logdir / 'config.json').read_text())
   assert record['config']['steps'] == 240
   assert record['resumes'][-1]['changed'] == {'steps': [160, 240]}
+  # The start's code and versions stay; the resume records its own.
+  assert record['code'] == 'earlier' and record['versions']['numpy'] == '0.0'
+  assert record['resumes'][-1]['code'] == dreamer.code_version()
+  assert record['resumes'][-1]['versions'] == dreamer.versions()
+  assert '--steps=240' in record['resumes'][-1]['command']
 
 
 @pytest.mark.slow
