@@ -26,8 +26,9 @@ Suite tasks the IQM and mean over runs x tasks of returns / 1000 with their
 intervals, and a last panel of performance profiles; the probability of
 improvement P(X > Y) of each pair of methods; with `--versus METHOD`, every
 other method's difference of mean score from METHOD's, per task, with its
-interval and the smallest difference these seeds could detect, on the
-curve's end and, where every run has one, on the final evaluation.
+interval, Welch's p-value and the smallest difference these seeds could
+detect, on the curve's end and, where every run has one, on the final
+evaluation.
 
 `--baseline FILE` (repeatable) adds upstream's published results: a list of
 {task, method, seed, xs, ys} (scores/dreamer.json) as dashed curves cut to
@@ -329,7 +330,8 @@ def improvements(runs, names, tasks, kind, last, reps):
 
 def differences(runs, versus, kind, last, reps):
   """Per task and method: its mean score minus `versus`'s, with its
-  interval, and the smallest difference these seeds could detect."""
+  interval, Welch's p-value and the smallest difference these seeds could
+  detect."""
   result = collections.defaultdict(dict)
   for (task, name), method in sorted(runs.items()):
     if name == versus or (task, versus) not in runs:
@@ -338,7 +340,7 @@ def differences(runs, versus, kind, last, reps):
     y = list(runs[task, versus].scores(kind, last).values())
     if x and y:
       result[task][name] = dict(
-          difference=stats.difference(x, y, reps),
+          difference=stats.difference(x, y, reps), p=stats.welch(x, y),
           detectable=stats.detectable(x, y), seeds=[len(x), len(y)])
   return dict(result)
 
@@ -372,18 +374,20 @@ def statistics_table(result, versus):
   if result.get('versus'):
     lines += [
         f'Difference from {versus} (mean of the method minus mean of '
-        f'{versus}) and the smallest difference these seeds could detect '
-        "(Welch's t-test, two-sided 5%, power 80%):", '',
-        '| task | method | score | difference [95% CI] | detectable | seeds |',
-        '| --- | --- | --- | --- | --- | --- |']
+        f'{versus}), the p-value of Welch\'s two-sided t-test, and the '
+        'smallest difference these seeds could detect (Welch\'s t-test, '
+        'two-sided 5%, power 80%):', '',
+        '| task | method | score | difference [95% CI] | p | detectable | '
+        'seeds |', '| --- | --- | --- | --- | --- | --- | --- |']
     for kind, tasks in result['versus'].items():
       for task, methods in sorted(tasks.items()):
         for name, entry in sorted(methods.items()):
-          detectable = entry['detectable']
+          p, detectable = entry['p'], entry['detectable']
+          p = '' if p is None else f'{p:.2f}'
           detectable = '' if detectable is None else f'{detectable:.1f}'
           lines.append(
               f'| {task} | {name} | {COLUMNS[kind]} | '
-              f'{interval(entry["difference"])} | {detectable} | '
+              f'{interval(entry["difference"])} | {p} | {detectable} | '
               f'{entry["seeds"][0]} vs {entry["seeds"][1]} |')
     lines.append('')
   return '\n'.join(lines)

@@ -138,6 +138,17 @@ def difference(x, y, reps=REPS, seed=0):
   return float(x.mean() - y.mean()), float(low), float(high)
 
 
+def welch(x, y):
+  """The p-value of Welch's two-sided t-test of equal means; None with fewer
+  than 2 runs of either method."""
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  if len(x) < 2 or len(y) < 2:
+    return None
+  if x.var() == y.var() == 0:  # The test's statistic is undefined.
+    return 1.0 if x.mean() == y.mean() else 0.0
+  return float(scipy.stats.ttest_ind(x, y, equal_var=False).pvalue)
+
+
 def detectable(x, y, alpha=0.05, power=0.8):
   """The smallest true difference of means that Welch's two-sided t-test
   at level `alpha` would detect with probability `power`, given these runs'

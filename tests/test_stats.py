@@ -109,6 +109,13 @@ def test_difference_and_the_smallest_detectable_one():
               ) * np.sqrt(vx + vy)
   assert stats.detectable(x, y) == pytest.approx(expected)
   assert stats.detectable(x[:1], y) is None
+  # Welch's p-value, by hand from the same standard error and freedom.
+  t = (x.mean() - y.mean()) / np.sqrt(vx + vy)
+  assert stats.welch(x, y) == pytest.approx(
+      2 * scipy.stats.t.sf(abs(t), dof))
+  assert stats.welch(x[:1], y) is None
+  assert stats.welch([1, 1], [1, 1]) == 1.0
+  assert stats.welch([2, 2], [1, 1]) == 0.0
   # At that difference, Welch's test rejects about 80% of the time.
   random = np.random.RandomState(0)
   a = random.normal(0, 1, (4000, 5))
@@ -183,6 +190,8 @@ def test_plot_reports_the_statistics(tmp_path):
     assert difference['difference'][0] == pytest.approx(
         100 * (X[:, 0].mean() - Y[:, 0].mean()))
     assert difference['seeds'] == [5, 4]
+    assert difference['p'] == pytest.approx(
+        stats.welch(100 * X[:, 0], 100 * Y[:, 0]))
   # Per task, the IQM over seeds.
   entry = numbers['walker_run']['new']
   assert entry['final_iqm'][0] == pytest.approx(100 * trimmed(X[:, 0]))
