@@ -491,8 +491,8 @@ def test_status_lists_every_run_and_its_state(tmp_path):
       pickle.dump((np.zeros(3, np.float32), np.int64(800)), f)
     (logdir / 'episodes').mkdir()
     for index, length in enumerate(lengths):
-      name = f'20261205T00000{index}-{index}-{length}.npz'
-      (logdir / 'episodes' / name).touch()
+      episode = f'20261205T00000{index}-{index}-{length}.npz'
+      (logdir / 'episodes' / episode).touch()
   holder = subprocess.Popen([sys.executable, '-c', (
       f'import sys; sys.path.insert(0, {str(ROOT)!r}); import tools, time; '
       f'tools.lock({str(running)!r}); print("locked", flush=True); '
