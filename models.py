@@ -131,13 +131,35 @@ class ConvDecoder(tools.Module):
     kwargs = dict(strides=2, activation=self._act)
     x = self.get('h1', tfkl.Dense, 32 * self._depth, None)(features)
     x = tf.reshape(x, [-1, 1, 1, 32 * self._depth])
-    x = self.get('h2', tfkl.Conv2DTranspose, 4 * self._depth, 5, **kwargs)(x)
+    x = self.get('h2', PointDeconv, 4 * self._depth, 5, **kwargs)(x)
     x = self.get('h3', tfkl.Conv2DTranspose, 2 * self._depth, 5, **kwargs)(x)
     x = self.get('h4', tfkl.Conv2DTranspose, 1 * self._depth, 6, **kwargs)(x)
     x = self.get('h5', tfkl.Conv2DTranspose, self._shape[-1], 6, strides=2)(x)
     mean = tf.reshape(x, tf.concat([tf.shape(features)[:-1], self._shape], 0))
     mean = tf.cast(mean, tf.float32)
     return tfd.Independent(tfd.Normal(mean, 1), len(self._shape))
+
+
+class PointDeconv(tfkl.Conv2DTranspose):
+  """Transposed convolution of a 1x1 input, computed as the matmul it is.
+
+  With VALID padding its output pixel (i, j) is the input times kernel[i, j].
+  TensorFlow's CPU kernel for this case took 35 s for the 2500 frames of a
+  default batch on an AMD EPYC (Zen 3), two thirds of Dreamer's train step;
+  the matmul took 0.2 s. The variables are the transposed convolution's, so
+  checkpoints and initial weights are unchanged.
+  """
+
+  def call(self, inputs):
+    if inputs.shape[1:3] != (1, 1) or self.padding != 'valid':
+      return super().call(inputs)
+    kernel = tf.transpose(self.kernel, [3, 0, 1, 2])  # in, h, w, out
+    x = tf.reshape(inputs, [-1, kernel.shape[0]])
+    x = tf.matmul(x, tf.reshape(kernel, [kernel.shape[0], -1]))
+    x = tf.reshape(x, [-1] + kernel.shape[1:].as_list())
+    if self.use_bias:
+      x = tf.nn.bias_add(x, self.bias)
+    return self.activation(x) if self.activation is not None else x
 
 
 class DenseDecoder(tools.Module):

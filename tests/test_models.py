@@ -1,5 +1,8 @@
 import numpy as np
+import pytest
 import tensorflow as tf
+from tf_keras import layers as tfkl
+from tf_keras import mixed_precision
 
 import models
 
@@ -50,6 +53,44 @@ def test_conv_encoder_and_decoder_shapes():
   dist = decoder(tf.zeros([2, 3, 10]))
   assert dist.mean().shape == (2, 3, 64, 64, 3)
   assert dist.log_prob(tf.zeros([2, 3, 64, 64, 3])).shape == (2, 3)
+
+
+@pytest.mark.parametrize('policy', ['float32', 'mixed_bfloat16'])
+def test_point_deconv_is_the_transposed_convolution(policy):
+  mixed_precision.set_global_policy(policy)
+  try:
+    tf.random.set_seed(0)
+    inputs = tf.random.normal([6, 1, 1, 64])
+    ours = models.PointDeconv(16, 5, strides=2, activation=tf.nn.elu)
+    theirs = tfkl.Conv2DTranspose(16, 5, strides=2, activation=tf.nn.elu)
+    ours(inputs), theirs(inputs)
+    weights = [tf.random.normal(v.shape) * 0.1 for v in ours.variables]
+    ours.set_weights(weights), theirs.set_weights(weights)
+    probe = tf.random.normal([6, 5, 5, 16])
+    results = []
+    for layer in (ours, theirs):
+      with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = tf.cast(layer(inputs), tf.float32)
+        loss = tf.reduce_sum(outputs * probe)
+      grads = tape.gradient(loss, [inputs, layer.kernel, layer.bias])
+      results.append([outputs] + grads)
+  finally:
+    mixed_precision.set_global_policy('float32')
+  assert results[0][0].shape == (6, 5, 5, 16)
+  tolerance = 1e-5 if policy == 'float32' else 2e-2
+  for ours, theirs in zip(*results):
+    scale = np.abs(theirs.numpy()).max()
+    np.testing.assert_allclose(
+        ours.numpy(), theirs.numpy(), atol=tolerance * scale)
+
+
+def test_decoders_first_deconvolution_keeps_upstreams_variables():
+  decoder = models.ConvDecoder(depth=4)
+  decoder(tf.zeros([2, 10]))
+  layer = decoder._modules['h2']
+  assert isinstance(layer, tfkl.Conv2DTranspose)
+  assert [v.shape for v in layer.variables] == [(5, 5, 16, 128), (16,)]
 
 
 def test_dense_decoder_distributions():
