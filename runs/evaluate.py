@@ -257,7 +257,8 @@ def main(argv=None):
     sys.exit(f'evaluate.py: error: {e}')
   returns = np.array([ret for ret, _ in outputs.results])
   print(f'{logdir} at step {step}: final return {returns.mean():.1f} ± '
-        f'{returns.std():.1f} over {len(returns)} episodes '
+        f'{returns.std(ddof=min(1, len(returns) - 1)):.1f} over '
+        f'{len(returns)} episodes '
         f'({", ".join(f"{r:.1f}" for r in returns)})')
 
 

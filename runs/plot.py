@@ -1,17 +1,22 @@
-"""Learning curves and final returns of every run under a root.
+"""Learning curves and final returns of every run under the roots.
 
   python runs/plot.py runs/logdir/bird_figure2 \
       --output runs/results/bird_figure2
+  python runs/plot.py runs/logdir/cpu_ranking \
+      runs/results/upstream_comparison --methods dreamer bird idm \
+      --versus dreamer --output runs/results/cpu_ranking/figure
 
-Reads every `<task>/<method>/<seed>/` run below the root: the training curve
-from its metrics.jsonl (`--metric` by env step; several give one row of
-panels each, e.g. model_error or evaluator_accuracy), and its final evaluation
-from final.jsonl (runs/evaluate.py; the random baseline's episodes too).
-Curves are binned by env step, and drawn as the mean over seeds with a band
-of one standard deviation, one panel per task; a method's final evaluation
-is drawn beside its curve, at the last step, as a diamond with the standard
-deviation over its runs; a method with a final evaluation but no curve (the
-random baseline) as a horizontal band over its episodes.
+Reads every `<task>/<method>/<seed>/` run below the roots (`--methods`: only
+those; a run found below two roots is an error): the training curve from its
+metrics.jsonl (`--metric` by env step; several give one row of panels each,
+e.g. model_error or evaluator_accuracy), and its final evaluation from
+final.jsonl (runs/evaluate.py; the random baseline's episodes too). Curves
+are binned by env step, and drawn as the mean over seeds with a band of one
+standard deviation, one panel per task; a method's final evaluation is drawn
+beside its curve, at the last step, as a diamond with the standard deviation
+over its runs; a method with a final evaluation but no curve (the random
+baseline) as a horizontal band over its episodes. Every standard deviation
+is the sample one (ddof=1).
 
 Writes `<output>.png`; `<output>.md`, a table with per method the end of the
 training curve (per seed the mean of its last `--last` values) and the final
@@ -25,9 +30,9 @@ trained run has one, else the curve's end: for figures of several Control
 Suite tasks the IQM and mean over runs x tasks of returns / 1000 with their
 intervals, and a last panel of performance profiles; the probability of
 improvement P(X > Y) of each pair of methods; with `--versus METHOD`, every
-other method's difference of mean score from METHOD's, per task, with its
-interval, Welch's p-value and the smallest difference these seeds could
-detect, on the curve's end and, where every run has one, on the final
+other method's difference of mean score from METHOD's, per task, with
+Welch's t interval, Welch's p-value and the smallest difference these seeds
+could detect, on the curve's end and, where every run has one, on the final
 evaluation.
 
 `--baseline FILE` (repeatable) adds upstream's published results: a list of
@@ -89,10 +94,16 @@ class Method:
 
 
 def spread(scores):
+  """Mean, sample standard deviation (ddof=1; None for one value) and
+  number of the scores."""
   if not scores:
     return None
   values = list(scores.values())
-  return float(np.mean(values)), float(np.std(values)), len(values)
+  return float(np.mean(values)), sample_std(values), len(values)
+
+
+def sample_std(values):
+  return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def read_lines(path):
@@ -134,6 +145,26 @@ def load_runs(root, metric):
   return runs
 
 
+def load_roots(roots, metric, methods=None):
+  """{(task, method): Method} from the runs below every root, e.g. new runs
+  and the committed records of earlier ones; only `methods` if given. A
+  run found below two roots is an error: one of them would be dropped."""
+  runs = {}
+  for root in roots:
+    for key, method in load_runs(root, metric).items():
+      if methods and key[1] not in methods:
+        continue
+      merged = runs.setdefault(key, Method())
+      for kind in ('curves', 'finals'):
+        ours, theirs = getattr(merged, kind), getattr(method, kind)
+        twice = set(ours) & set(theirs)
+        if twice:
+          sys.exit(f'plot.py: error: {key[0]}/{key[1]}/{min(twice)} is under '
+                   f'more than one of {", ".join(map(str, roots))}')
+        ours.update(theirs)
+  return runs
+
+
 def load_baselines(filenames, tasks, end):
   """Upstream's curves cut to `end` steps, and its final scores."""
   curves, scores = collections.defaultdict(Method), {}
@@ -170,7 +201,9 @@ def binned(seeds, edges):
       table[row, column] = values[index == column].mean()
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', RuntimeWarning)  # Bins no seed reached.
-    return np.nanmean(table, 0), np.nanstd(table, 0)
+    counts = np.isfinite(table).sum(0)
+    std = np.nanstd(table, 0, ddof=1) if len(table) > 1 else table[0] * 0
+    return np.nanmean(table, 0), np.where(counts > 1, std, 0.0)
 
 
 def curve(seeds, edges):
@@ -208,7 +241,7 @@ def numbers(runs, baselines, bins, last, reps):
     if method.finals:
       episodes = method.episodes()
       entry['episodes'] = dict(
-          mean=float(episodes.mean()), std=float(episodes.std()),
+          mean=float(episodes.mean()), std=sample_std(episodes),
           n=len(episodes))
     entry['last_step'] = method.last_step()
     result[task][name] = entry
@@ -218,7 +251,9 @@ def numbers(runs, baselines, bins, last, reps):
 
 
 def table(result):
-  cell = lambda x: f'{x[0]:.1f} ± {x[1]:.1f} ({x[2]})' if x else ''
+  cell = lambda x: (
+      '' if not x else f'{x[0]:.1f} ({x[2]})' if x[1] is None else
+      f'{x[0]:.1f} ± {x[1]:.1f} ({x[2]})')
   lines = [
       f'| task | method | {COLUMNS["end"]} | IQM [95% CI] | '
       f'{COLUMNS["final"]} | IQM [95% CI] | episodes | last step |',
@@ -229,9 +264,8 @@ def table(result):
         lines.append(f'| {task} | {name} | {entry["score"]:.1f} | | | | | |')
         continue
       episodes = entry.get('episodes')
-      episodes = (
-          f'{episodes["mean"]:.1f} ± {episodes["std"]:.1f} ({episodes["n"]})'
-          if episodes else '')
+      episodes = cell(episodes and (
+          episodes['mean'], episodes['std'], episodes['n']))
       lines.append(
           f'| {task} | {name} | {cell(entry["end"])} | '
           f'{interval(entry.get("end_iqm"))} | {cell(entry["final"])} | '
@@ -239,9 +273,10 @@ def table(result):
           f'{entry["last_step"]} |')
   lines.append('')
   lines.append(
-      'Cells: mean ± standard deviation over seeds (number of seeds); IQM: '
-      'the interquartile mean over seeds with its 95% stratified bootstrap '
-      'interval; episodes: over every final episode.')
+      'Cells: mean ± sample standard deviation (ddof=1) over seeds (number '
+      'of seeds); IQM: the interquartile mean over seeds with its 95% '
+      'stratified bootstrap interval (with few seeds it spans at most their '
+      'range: too narrow); episodes: over every final episode.')
   return '\n'.join(lines) + '\n'
 
 
@@ -249,6 +284,8 @@ def interval(value, digits=1):
   if not value:
     return ''
   estimate, low, high = value
+  if low is None:
+    return f'{estimate:.{digits}f}'
   return f'{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]'
 
 
@@ -340,19 +377,20 @@ def differences(runs, versus, kind, last, reps):
     y = list(runs[task, versus].scores(kind, last).values())
     if x and y:
       result[task][name] = dict(
-          difference=stats.difference(x, y, reps), p=stats.welch(x, y),
+          difference=stats.difference(x, y), p=stats.welch(x, y),
           detectable=stats.detectable(x, y), seeds=[len(x), len(y)])
   return dict(result)
 
 
 def statistics_table(result, versus):
   lines = [f'Aggregate statistics of {SCORES[result["score"]]}, one score '
-           'per run; 95% intervals from the stratified bootstrap.', '']
+           'per run.', '']
   normalized = result.get('normalized')
   if normalized:
     lines += [
         f'Over {len(normalized["tasks"])} tasks, normalized (return / '
-        f'{normalized["divisors"][0]:g}):', '',
+        f'{normalized["divisors"][0]:g}), with 95% intervals from the '
+        'stratified bootstrap:', '',
         '| method | runs x tasks | IQM [95% CI] | mean [95% CI] |',
         '| --- | --- | --- | --- |']
     for name, (runs, tasks) in sorted(normalized['runs'].items()):
@@ -363,7 +401,8 @@ def statistics_table(result, versus):
     lines.append('')
   if result['improvement']:
     lines += [
-        'Probability of improvement P(X > Y) over the tasks both ran:', '',
+        'Probability of improvement P(X > Y) over the tasks both ran, with '
+        'its 95% interval from the stratified bootstrap:', '',
         '| X | Y | P(X > Y) [95% CI] |', '| --- | --- | --- |']
     for pair, value in sorted(result['improvement'].items()):
       x, y = pair.split(' > ')
@@ -374,9 +413,10 @@ def statistics_table(result, versus):
   if result.get('versus'):
     lines += [
         f'Difference from {versus} (mean of the method minus mean of '
-        f'{versus}), the p-value of Welch\'s two-sided t-test, and the '
-        'smallest difference these seeds could detect (Welch\'s t-test, '
-        'two-sided 5%, power 80%):', '',
+        f'{versus}) with Welch\'s 95% t interval, the p-value of Welch\'s '
+        'two-sided t-test, and the smallest difference these seeds could '
+        'detect (Welch\'s t-test, two-sided 5%, power 80%, simulated for '
+        'normal scores with these seeds\' sample standard deviations):', '',
         '| task | method | score | difference [95% CI] | p | detectable | '
         'seeds |', '| --- | --- | --- | --- | --- | --- | --- |']
     for kind, tasks in result['versus'].items():
@@ -445,10 +485,11 @@ def draw(ax, task, runs, baselines, colors, bins):
     if method.finals and method.curves:
       mean, std, _ = method.final()
       ax.errorbar(
-          method.last_step(), mean, std, color=color, marker='D', capsize=3)
+          method.last_step(), mean, std or 0.0, color=color, marker='D',
+          capsize=3)
     elif method.finals:
       episodes = method.episodes()
-      mean, std = episodes.mean(), episodes.std()
+      mean, std = episodes.mean(), sample_std(episodes) or 0.0
       ax.axhline(mean, color=color, label=f'{name} ({len(episodes)} ep.)')
       ax.axhspan(mean - std, mean + std, color=color, alpha=0.15)
   for (other, name), value in sorted(baselines.items()):
@@ -487,7 +528,7 @@ def check(runs, above, sigmas, last):
       passed = False
       continue
     episodes = reference.episodes()
-    mean, std = episodes.mean(), episodes.std()
+    mean, std = episodes.mean(), sample_std(episodes) or 0.0
     threshold = mean + sigmas * std
     for (other, name), method in sorted(runs.items()):
       if other != task or name == above:
@@ -504,7 +545,12 @@ def check(runs, above, sigmas, last):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('root', type=pathlib.Path)
+  parser.add_argument(
+      'root', type=pathlib.Path, nargs='+',
+      help='directories of <task>/<method>/<seed> runs, e.g. new runs and '
+      'the committed records of earlier ones')
+  parser.add_argument(
+      '--methods', nargs='+', help='only these methods (default: all)')
   parser.add_argument(
       '--output', type=pathlib.Path, required=True, help='without suffix')
   parser.add_argument(
@@ -532,13 +578,14 @@ def main(argv=None):
   panels, results, text, passed = [], {}, '', True
   statistics_result = None
   for metric in metrics:
-    runs = load_runs(args.root, metric)
+    runs = load_roots(args.root, metric, args.methods)
     if metric != 'test/return':  # Final evaluations are returns.
       runs = {k: v for k, v in runs.items() if v.curves}
       for method in runs.values():
         method.finals = {}
     if not runs:
-      sys.exit(f'plot.py: error: no runs with {metric} under {args.root}')
+      sys.exit(f'plot.py: error: no runs with {metric} under '
+               f'{", ".join(map(str, args.root))}')
     curves, scores = {}, {}
     if metric == 'test/return':
       tasks = {task for task, _ in runs}
@@ -552,7 +599,7 @@ def main(argv=None):
     if metric == 'test/return':
       if args.versus and not any(n == args.versus for _, n in runs):
         sys.exit(f"plot.py: error: no runs of --versus '{args.versus}' "
-                 f'under {args.root}')
+                 f'under {", ".join(map(str, args.root))}')
       statistics_result = statistics(runs, args.last, args.versus, args.reps)
       results[metric]['statistics'] = statistics_result
       text += '\n' + statistics_table(statistics_result, args.versus)

@@ -57,7 +57,8 @@ def main():
   final.write_text('\n'.join(lines) + '\n')
   returns = [json.loads(line)['return'] for line in lines]
   print(f'Random policy on {args.task}: {np.mean(returns):.1f} ± '
-        f'{np.std(returns):.1f} over {len(returns)} episodes')
+        f'{np.std(returns, ddof=min(1, len(returns) - 1)):.1f} over '
+        f'{len(returns)} episodes')
 
 
 if __name__ == '__main__':

@@ -51,18 +51,21 @@ def test_plot_tables_curves_and_final_evaluations(tmp_path):
   output = tmp_path / 'out' / 'figure'
   process, table, numbers = plot(root, output, '--bins', '3')
   assert process.returncode == 0, process.stderr[-2000:]
-  # Beside mean ± std, the IQM over seeds (of two seeds, their mean).
-  assert ('| walker_run | dreamer | 15.0 ± 5.0 (2) | 15.0 [10.0, 20.0] | '
-          '17.0 ± 5.0 (2) | 17.0 [12.0, 22.0] | 17.0 ± 5.2 (4) | 300 |') in (
+  # Beside mean ± sample std (ddof=1; none of one seed), the IQM over
+  # seeds (of two seeds, their mean).
+  assert ('| walker_run | dreamer | 15.0 ± 7.1 (2) | 15.0 [10.0, 20.0] | '
+          '17.0 ± 7.1 (2) | 17.0 [12.0, 22.0] | 17.0 ± 6.1 (4) | 300 |') in (
       table)
-  assert ('| walker_run | bird | 11.0 ± 0.0 (1) | 11.0 [11.0, 11.0] |  |  '
+  assert ('| walker_run | bird | 11.0 (1) | 11.0 [11.0, 11.0] |  |  '
           '|  | 300 |') in table
-  assert ('| walker_run | random |  |  | 2.0 ± 0.0 (1) | 2.0 [2.0, 2.0] | '
-          '2.0 ± 1.0 (2) | 0 |') in table
-  assert ('| hopper_hop | dreamer | 5.5 ± 0.0 (1) | 5.5 [5.5, 5.5] |  |  |  '
+  assert ('| walker_run | random |  |  | 2.0 (1) | 2.0 [2.0, 2.0] | '
+          '2.0 ± 1.4 (2) | 0 |') in table
+  assert ('| hopper_hop | dreamer | 5.5 (1) | 5.5 [5.5, 5.5] |  |  |  '
           '| 50 |') in table
   entry = numbers['walker_run']['dreamer']
-  assert entry['end'] == [15.0, 5.0, 2] and entry['final'] == [17.0, 5.0, 2]
+  assert entry['end'] == [15.0, pytest.approx(50 ** 0.5), 2]
+  assert entry['final'] == [17.0, pytest.approx(50 ** 0.5), 2]
+  assert numbers['walker_run']['bird']['end'] == [11.0, None, 1]
   assert 'x' not in numbers['walker_run']['random']  # No curve.
   png = output.with_suffix('.png').read_bytes()
   assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10000
@@ -141,14 +144,14 @@ def test_binned_means_over_seeds_without_gaps(tmp_path):
   curve = numbers['walker_run']['dreamer']
   np.testing.assert_allclose(curve['x'], [17.5, 52.5])
   np.testing.assert_allclose(curve['mean'], [2, 7])
-  np.testing.assert_allclose(curve['std'], [0, 2])
+  np.testing.assert_allclose(curve['std'], [0, 8 ** 0.5])
   # Bins without values (evaluations sparser than bins) are left out of the
   # drawn line.
   _, _, numbers = plot(root, tmp_path / 'four', '--bins', '4')
   curve = numbers['walker_run']['dreamer']
   np.testing.assert_allclose(curve['x'], [8.75, 61.25])
   np.testing.assert_allclose(curve['mean'], [2, 7])
-  np.testing.assert_allclose(curve['std'], [0, 2])
+  np.testing.assert_allclose(curve['std'], [0, 8 ** 0.5])
 
 
 def test_check_against_the_random_policy(tmp_path):
@@ -158,13 +161,13 @@ def test_check_against_the_random_policy(tmp_path):
             [(0, 5), (100, 15), (200, 15), (300, 15)], finals=[30, 30])
   write_run(root, 'cheetah_run', 'idm', 0,
             [(0, 5), (100, 20), (200, 20), (300, 20)])
-  # Threshold: 14 + 3 * 2.83 = 22.5. Dreamer by its final evaluation, IDM
-  # (none) by the end of its curve.
+  # Threshold: 14 + 3 * 3.16 (ddof=1) = 23.5. Dreamer by its final
+  # evaluation, IDM (none) by the end of its curve.
   process, table, _ = plot(root, tmp_path / 'check', '--above', 'random')
   assert process.returncode == 1
-  assert '- PASS cheetah_run dreamer: 30.0 > random 14.0 + 3 x 2.8 = 22.5' in (
+  assert '- PASS cheetah_run dreamer: 30.0 > random 14.0 + 3 x 3.2 = 23.5' in (
       table)
-  assert '- FAIL cheetah_run idm: 20.0 <= random 14.0 + 3 x 2.8 = 22.5' in (
+  assert '- FAIL cheetah_run idm: 20.0 <= random 14.0 + 3 x 3.2 = 23.5' in (
       table)
 
 

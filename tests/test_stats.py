@@ -94,38 +94,70 @@ def test_performance_profiles():
   np.testing.assert_allclose(highs, bounds[1])
 
 
-def test_difference_and_the_smallest_detectable_one():
+def test_difference_is_welchs_t_interval():
+  from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
   x, y = X[:, 0], Y[:, 0]
-  estimate, low, high = stats.difference(x, y, reps=500, seed=1)
+  estimate, low, high = stats.difference(x, y)
   assert estimate == pytest.approx(x.mean() - y.mean())
-  random = np.random.RandomState(1)
-  draws = (x[random.randint(5, size=(500, 5))].mean(1) -
-           y[random.randint(4, size=(500, 4))].mean(1))
-  np.testing.assert_allclose([low, high], percentiles(draws))
-  # Welch's standard error and degrees of freedom, by hand.
+  reference = CompareMeans(DescrStatsW(x), DescrStatsW(y)).tconfint_diff(
+      alpha=0.05, usevar='unequal')
+  np.testing.assert_allclose([low, high], reference, rtol=1e-10)
+  assert stats.difference(x[:1], y) == (x[0] - y.mean(), None, None)
+  assert stats.difference([2, 2], [1, 1]) == (1.0, 1.0, 1.0)
+
+
+def test_welchs_interval_covers_where_the_bootstrap_did_not():
+  # 3 against 3 normal runs of unequal spreads, true difference 10.
+  random = np.random.RandomState(2)
+  a = random.normal(10, 20, (2000, 3))
+  b = random.normal(0, 40, (2000, 3))
+  welch = np.array([stats.difference(x, y)[1:] for x, y in zip(a, b)])
+  covered = (welch[:, 0] <= 10) & (10 <= welch[:, 1])
+  assert abs(covered.mean() - 0.95) < 0.015
+  # The percentile bootstrap of each sample's runs, as stats.difference
+  # computed it before: far below its claimed 95%.
+  pick = lambda n: random.randint(3, size=(2000, 500, n))
+  rows = np.arange(2000)[:, None, None]
+  draws = a[rows, pick(3)].mean(-1) - b[rows, pick(3)].mean(-1)
+  low, high = np.percentile(draws, [2.5, 97.5], axis=1)
+  assert ((low <= 10) & (10 <= high)).mean() < 0.85
+
+
+@pytest.mark.parametrize('runs,spreads', [
+    ((3, 3), (1.0, 1.0)), ((3, 3), (1.0, 3.0)), ((5, 3), (2.0, 1.0))])
+def test_detectable_gives_welchs_test_80_percent_power(runs, spreads):
+  base = [np.linspace(-1, 1, n) for n in runs]
+  x, y = [s * b / b.std(ddof=1) for s, b in zip(spreads, base)]
+  shift = stats.detectable(x, y)
+  # Scipy's Welch test on fresh normal samples of those spreads.
+  random = np.random.RandomState(7)
+  a = random.normal(shift, spreads[0], (40000, runs[0]))
+  b = random.normal(0, spreads[1], (40000, runs[1]))
+  p = scipy.stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue
+  assert abs((p < 0.05).mean() - 0.8) < 0.03
+  if runs == (3, 3) and spreads == (1.0, 1.0):
+    # The pooled test's closed form, which stats.detectable was: about 68%.
+    error = np.sqrt(2 / 3)
+    old = (scipy.stats.t.ppf(0.975, 4) + scipy.stats.t.ppf(0.8, 4)) * error
+    p = scipy.stats.ttest_ind(
+        a - shift + old, b, axis=1, equal_var=False).pvalue
+    assert (p < 0.05).mean() < 0.72
+
+
+def test_detectable_and_welch_in_the_degenerate_cases():
+  x, y = X[:, 0], Y[:, 0]
+  assert stats.detectable(x[:1], y) is None
+  assert stats.detectable([1, 1], [2, 2]) == 0.0
+  assert stats.detectable(x, y) == stats.detectable(x, y)  # Seeded.
+  # Welch's p-value, by hand from its standard error and freedom.
   vx, vy = x.var(ddof=1) / 5, y.var(ddof=1) / 4
   dof = (vx + vy) ** 2 / (vx ** 2 / 4 + vy ** 2 / 3)
-  expected = (scipy.stats.t.ppf(0.975, dof) + scipy.stats.t.ppf(0.8, dof)
-              ) * np.sqrt(vx + vy)
-  assert stats.detectable(x, y) == pytest.approx(expected)
-  assert stats.detectable(x[:1], y) is None
-  # Welch's p-value, by hand from the same standard error and freedom.
   t = (x.mean() - y.mean()) / np.sqrt(vx + vy)
   assert stats.welch(x, y) == pytest.approx(
       2 * scipy.stats.t.sf(abs(t), dof))
   assert stats.welch(x[:1], y) is None
   assert stats.welch([1, 1], [1, 1]) == 1.0
   assert stats.welch([2, 2], [1, 1]) == 0.0
-  # At that difference, Welch's test rejects about 80% of the time.
-  random = np.random.RandomState(0)
-  a = random.normal(0, 1, (4000, 5))
-  b = random.normal(0, 1, (4000, 5))
-  shift = stats.detectable(a[0] * 0 + [0, 1, 0, 1, 0.5],
-                           b[0] * 0 + [0, 1, 0, 1, 0.5])
-  sd = np.std([0, 1, 0, 1, 0.5], ddof=1)
-  a, b = a * sd + shift, b * sd
-  p = scipy.stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue
-  assert abs((p < 0.05).mean() - 0.8) < 0.04
 
 
 def test_the_global_random_state_is_left_alone():
@@ -192,14 +224,40 @@ def test_plot_reports_the_statistics(tmp_path):
     assert difference['seeds'] == [5, 4]
     assert difference['p'] == pytest.approx(
         stats.welch(100 * X[:, 0], 100 * Y[:, 0]))
-  # Per task, the IQM over seeds.
+    assert difference['difference'] == pytest.approx(list(
+        stats.difference(100 * X[:, 0], 100 * Y[:, 0])))
+  # Per task, the IQM over seeds; standard deviations are ddof=1.
   entry = numbers['walker_run']['new']
+  assert entry['final'][1] == pytest.approx(np.std(100 * X[:, 0], ddof=1))
   assert entry['final_iqm'][0] == pytest.approx(100 * trimmed(X[:, 0]))
   assert entry['end_iqm'][0] == pytest.approx(100 * trimmed(X[:, 0]))
   table = output.with_suffix('.md').read_text()
   assert 'Over 3 tasks, normalized (return / 1000)' in table
   assert '| new | old |' in table and '| old | new |' not in table
   assert "Difference from old" in table
+  # The same runs from two roots, one method each, and a filter.
+  for task in ('walker_run', 'hopper_hop', 'cheetah_run'):
+    (tmp_path / 'other' / task).mkdir(parents=True)
+    (tmp_path / 'runs' / task / 'old').rename(tmp_path / 'other' / task / 'old')
+  process = run_script(
+      'runs/plot.py', str(tmp_path / 'runs'), str(tmp_path / 'other'),
+      '--output', str(tmp_path / 'split'), '--versus', 'old', '--reps', '200',
+      '--last', '1', timeout=300)
+  assert process.returncode == 0, process.stderr[-2000:]
+  split = json.loads(tmp_path.joinpath('split.json').read_text())
+  assert split['statistics']['versus'] == result['versus']
+  process = run_script(
+      'runs/plot.py', str(tmp_path / 'runs'), str(tmp_path / 'other'),
+      '--output', str(tmp_path / 'one'), '--methods', 'old', '--reps', '20',
+      timeout=300)
+  assert process.returncode == 0, process.stderr[-2000:]
+  one = json.loads(tmp_path.joinpath('one.json').read_text())
+  assert {name for task in tasks for name in one[task]} == {'old'}
+  process = run_script(
+      'runs/plot.py', str(tmp_path / 'other'), str(tmp_path / 'other'),
+      '--output', str(tmp_path / 'twice'), timeout=300)
+  assert process.returncode == 1
+  assert 'is under more than one of' in process.stderr
   # Without final evaluations the score is the curve's end.
   write_runs(tmp_path / 'curves', scores, finals=False)
   process = run_script(
