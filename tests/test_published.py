@@ -1,0 +1,155 @@
+"""runs/published_check.py: the fork's runs binned as upstream's published
+curves and set beside them.
+
+Two tests read upstream's own files from a checkout named by UPSTREAM (see
+tests/test_upstream.py); the others need none.
+"""
+
+import importlib.util
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, last_line, run_script
+
+sys.path.insert(0, str(ROOT / 'runs'))
+import published_check  # noqa: E402
+
+UPSTREAM = os.environ.get('UPSTREAM')
+needs_upstream = pytest.mark.skipif(
+    not UPSTREAM, reason='UPSTREAM is not set: needs a checkout of '
+    'danijar/dreamer at 56d4d44')
+# Upstream's cartpole_balance_sparse seeds at 5k and (5k, 105k], and one
+# made-up seed that reached only 5k.
+SEEDS = {0: {5000: 9.0, 105000: 638.4}, 1: {5000: 12.0, 105000: 557.3},
+         2: {5000: 13.0}}
+
+
+def write_run(logdir, curve, finals=None, final_step=105000):
+  logdir.mkdir(parents=True)
+  lines = []
+  for step, value in curve:
+    lines += [{'step': step, 'test/return': value},
+              {'step': step + 500, 'model_loss': 1.0}]
+  (logdir / 'metrics.jsonl').write_text(
+      ''.join(json.dumps(line) + '\n' for line in lines))
+  if finals:
+    (logdir / 'final.jsonl').write_text(''.join(
+        json.dumps({'step': final_step, 'episode': i, 'return': r}) + '\n'
+        for i, r in enumerate(finals)))
+
+
+def test_bins_as_upstreams_plotting():
+  # Evaluations at 5k, 15k, ..., 95k, unordered; edges from the first.
+  steps = list(range(95000, 4999, -10000))
+  edges, values = published_check.binning(steps, [s / 1000 for s in steps])
+  assert edges == [5000]  # 95k is below the next edge, 105k.
+  assert values == [5.0]
+  steps.append(105000)
+  edges, values = published_check.binning(steps, [s / 1000 for s in steps])
+  assert edges == [5000, 105000]
+  # (5k, 105k]: 15, 25, ..., 105, whose mean is 60.
+  assert values == [5.0, pytest.approx(60.0)]
+  # An empty bin has no value; a step on an edge belongs to its left bin.
+  edges, values = published_check.binning([0, 250000], [1.0, 3.0])
+  assert edges == [0, 100000, 200000] and values == [1.0, None, None]
+  edges, values = published_check.binning([0, 100000, 100001], [1, 2, 4])
+  assert values == [1.0, 2.0]
+
+
+def test_the_final_evaluation_stands_in_for_the_last_test(tmp_path):
+  logdir = tmp_path / 'cartpole_balance_sparse' / 'dreamer' / '0'
+  curve = [(5000 + 10000 * i, 100.0 * i) for i in range(10)]
+  write_run(logdir, curve, finals=[600.0, 700.0, 800.0])
+  run = published_check.check_run(logdir, 'cartpole_balance_sparse', SEEDS)
+  assert run['stand_in'] == 105000
+  assert run['edges'] == [5000, 105000]
+  # 100..900, then the final evaluation's first episode, 600: 510.
+  assert run['values'] == [0.0, pytest.approx(510.0)]
+  assert run['values_with_final_mean'] == [0.0, pytest.approx(520.0)]
+  at5k, at105k = run['upstream']
+  assert at5k['seeds'] == [9.0, 12.0, 13.0] and not at5k['inside']
+  assert at105k['seeds'] == [638.4, 557.3]
+  assert (at105k['low'], at105k['high']) == (557.3, 638.4)
+  assert at105k['std'] == pytest.approx(np.std([638.4, 557.3], ddof=1))
+  assert not at105k['inside']
+  text = published_check.table('cartpole_balance_sparse', {'r': run}, SEEDS)
+  assert '| r | 0.0 | 510.0 | 700.0 ± 100.0 (3 episodes at 105000) |' in text
+  assert "- r, (5k, 105k]: 510.0, OUTSIDE upstream's range 557 to 638." in text
+  assert '| upstream range | 9 to 13 | 557 to 638 | |' in text
+  # A run whose curve holds the test at its last checkpoint needs none.
+  other = tmp_path / 'other' / 'dreamer' / '0'
+  write_run(other, curve + [(105000, 600.0)], finals=[0.0, 1.0])
+  run = published_check.check_run(other, 'cartpole_balance_sparse', SEEDS)
+  assert run['stand_in'] is None and run['values'][1] == pytest.approx(510)
+  assert 'values_with_final_mean' not in run
+  assert run['upstream'][1]['inside'] is False
+
+
+def test_refuses_a_missing_or_changed_scores_file(tmp_path):
+  root = tmp_path / 'root'
+  write_run(root / 'cartpole_balance_sparse' / 'dreamer' / '0', [(5000, 1.0)])
+  missing = run_script(
+      'runs/published_check.py', str(root), '--output', str(tmp_path / 'o'),
+      '--upstream', str(tmp_path / 'none'), timeout=120)
+  assert missing.returncode == 1
+  assert last_line(missing).startswith('published_check.py: error: ')
+  assert 'git clone https://github.com/danijar/dreamer' in last_line(missing)
+  checkout = tmp_path / 'checkout'
+  (checkout / 'scores').mkdir(parents=True)
+  (checkout / 'scores' / 'dreamer.json').write_text('[]')
+  changed = run_script(
+      'runs/published_check.py', str(root), '--output', str(tmp_path / 'o'),
+      '--upstream', str(checkout), timeout=120)
+  assert changed.returncode == 1
+  assert last_line(changed) == (
+      f"published_check.py: error: {checkout / 'scores' / 'dreamer.json'} "
+      "is not upstream's at 56d4d44 (changed, or another commit): "
+      f'git -C {checkout} checkout 56d4d44')
+  assert not (tmp_path / 'o.md').exists()
+
+
+@needs_upstream
+def test_binning_equals_upstreams_own_function():
+  spec = importlib.util.spec_from_file_location(
+      'upstream_plotting', pathlib.Path(UPSTREAM) / 'plotting.py')
+  plotting = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(plotting)
+  random = np.random.RandomState(0)
+  for _ in range(20):
+    steps = np.unique(random.randint(0, 60, 12)) * 5000
+    returns = random.uniform(0, 1000, len(steps))
+    edges, values = published_check.binning(steps, returns)
+    theirs = plotting.binning(steps, returns, 1e5, np.nanmean)
+    np.testing.assert_array_equal(edges, theirs[0])
+    np.testing.assert_allclose(
+        np.array(values, float), theirs[1], equal_nan=True)
+
+
+@needs_upstream
+def test_sets_a_run_beside_upstreams_published_seeds(tmp_path):
+  root = tmp_path / 'root'
+  curve = [(5000 + 10000 * i, 70.0 * i) for i in range(10)]
+  write_run(root / 'cartpole_balance_sparse' / 'dreamer' / '0', curve,
+            finals=[1000.0, 990.0])
+  output = tmp_path / 'out' / 'check'
+  process = run_script(
+      'runs/published_check.py', str(root), '--output', str(output),
+      '--upstream', UPSTREAM, timeout=120)
+  assert process.returncode == 0, process.stderr[-2000:]
+  text = output.with_suffix('.md').read_text()
+  # (70 + ... + 630 + 1000) / 10 = 415; upstream's seeds: 541 to 702.
+  assert '| dreamer seed 0 | 0.0 | 415.0 |' in text
+  for seed, at5k, at105k in ((0, 9, 638.4), (3, 13, 702.5), (4, 13, 541.4)):
+    assert f'| upstream seed {seed} | {at5k:.1f} | {at105k:.1f} | |' in text
+  assert '| upstream range | 9 to 13 | 541 to 702 | |' in text
+  assert "(5k, 105k]: 415.0, OUTSIDE upstream's range 541 to 702." in text
+  numbers = json.loads(output.with_suffix('.json').read_text())
+  assert sorted(numbers['cartpole_balance_sparse']['upstream']) == [
+      '0', '1', '2', '3', '4']
+  png = output.with_suffix('.png').read_bytes()
+  assert png[:8] == b'\x89PNG\r\n\x1a\n'
