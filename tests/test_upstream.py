@@ -277,3 +277,35 @@ def test_tiny_upstream_run_trains_evaluates_checkpoints_and_resumes(tmp_path):
 
   # Nothing in the checkout changed, and nothing was added (__pycache__).
   assert file_hashes(checkout()) == before
+
+
+@needs_upstream
+def test_upstreams_resume_as_the_study_reports_it(tmp_path):
+  """What runs/results/upstream_comparison.md says of upstream's resume:
+  no Adam state in its checkpoint, no second pretraining, and an agent
+  counter that lags episodes written after the checkpoint, so fewer train
+  phases."""
+  logdir = tmp_path / 'logdir'
+  config = dict(TINY, pretrain=3)  # Pretraining told apart from phases of 2.
+  process = run_driver(f'--logdir={logdir}', *flags(**config))
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert process.stdout.count('Training for 3 steps.') == 1
+  # Its checkpoint is the agent's variables without the optimizers' slots:
+  # Adam's two moments per weight would more than triple it.
+  weights = sum(int(n) for n in re.findall(
+      r'Found (\d+) \w+ parameters.', process.stdout))
+  with (logdir / 'variables.pkl').open('rb') as f:
+    stored = sum(np.size(v) for v in tf.nest.flatten(pickle.load(f)))
+  assert weights > 0 and weights <= stored < 1.1 * weights
+  # An episode written after the checkpoint, as by a run stopped between
+  # two saves: the loop counts it, the restored agent counter does not.
+  last = sorted((logdir / 'episodes').glob('*.npz'))[-1]
+  shutil.copy(last, last.with_name('later' + last.name))
+  process = run_driver(f'--logdir={logdir}', *flags(**dict(config, steps=280)))
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert 'Load checkpoint.' in process.stdout
+  assert 'Training for 3 steps.' not in process.stdout  # No pretraining.
+  # Phases at agent steps 160 and 200; the loop stopped when its episodes
+  # reached 280, the agent's counter at 240.
+  assert process.stdout.count('Training for 2 steps.') == 2
+  assert tools.checkpoint_step(logdir / 'variables.pkl') == 240
