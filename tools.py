@@ -1264,7 +1264,9 @@ class Progress:
   """Done / total, rate and time left of a phase. On a terminal the line is
   redrawn in place below what is printed; otherwise a plain line is printed
   every PROGRESS_SECONDS seconds (an environment variable; default 60, 0.2
-  on a terminal). Ends with a line of what was done and how long it took."""
+  on a terminal). Ends with a line of what was done and how long it took.
+  A phase counts its own time: the time of phases nested in it (training
+  inside collection) is named apart, not spent at its rate."""
 
   _active = []
 
@@ -1273,6 +1275,7 @@ class Progress:
     self._total = total
     self._unit = unit
     self._done = 0
+    self._nested = collections.defaultdict(float)  # name: seconds
     self._terminal = _Terminal.install()
     self._every = float(os.environ.get(
         'PROGRESS_SECONDS', 0.2 if self._terminal else 60))
@@ -1285,10 +1288,17 @@ class Progress:
 
   def __exit__(self, *exc_info):
     Progress._active.remove(self)
-    duration = time.time() - self._start
+    end = time.time()
+    if Progress._active:  # Its whole time is nested in the phase around it.
+      Progress._active[-1]._nested[self._name] += end - self._start
+    duration = self._own(end)
     rate = f', {self._done / duration:.1f}/s' if duration >= 1 else ''
+    nested = ', '.join(
+        f'{name.lower()} {format_duration(seconds, True)}'
+        for name, seconds in self._nested.items())
     line = (f'{self._name}: {self._done} {self._unit} in '
-            f'{format_duration(duration, True)}{rate}.')
+            f'{format_duration(duration, True)}{rate}' +
+            (f' (besides {nested})' if nested else '') + '.')
     if self._terminal:
       self._terminal.show('')
     print(line, flush=True)
@@ -1300,14 +1310,20 @@ class Progress:
     if time.time() - self._shown >= self._every:
       self._show()
 
+  def _own(self, now):
+    return now - self._start - sum(self._nested.values())
+
   def _show(self):
     now = time.time()
     self._shown = now
     parts = [f'{self._name}: {self._done} / {self._total} {self._unit}']
-    rate = self._done / (now - self._start) if now > self._start else 0
-    if rate > 0 and self._done:
-      left = max(0, self._total - self._done) / rate
-      parts.append(f'{rate:.1f}/s, {format_duration(left, True)} left')
+    own = self._own(now)
+    if own > 0 and self._done:
+      # Time left at the pace so far, nested phases included: wall clock.
+      left = max(0, self._total - self._done) * (now - self._start) / (
+          self._done)
+      parts.append(
+          f'{self._done / own:.1f}/s, {format_duration(left, True)} left')
     line = ', '.join(parts)
     if self._terminal:
       self._terminal.show(line)

@@ -400,6 +400,35 @@ def test_progress_on_a_terminal_stays_below_what_is_printed(monkeypatch):
   assert output.endswith('\r\x1b[KTraining: 4 train steps in 0s.\n')
 
 
+def test_a_phase_counts_its_own_time_apart_from_nested_ones(
+    monkeypatch, capsys):
+  clock = [1000.0]
+  monkeypatch.setattr(tools.time, 'time', lambda: clock[0])
+  monkeypatch.setenv('PROGRESS_SECONDS', '0')
+  with tools.Progress('Collection', 100, 'env steps') as collection:
+    clock[0] += 10
+    collection.update(20)
+    with tools.Progress('Pretraining', 5, 'train steps') as training:
+      clock[0] += 240
+      training.update(5)
+    clock[0] += 10
+    collection.update(20)
+    with tools.Progress('Training', 5, 'train steps') as training:
+      clock[0] += 60
+      training.update(5)
+    clock[0] += 5
+    collection.update(10)
+  lines = capsys.readouterr().out.splitlines()
+  assert 'Pretraining: 5 train steps in 4m00s, 0.0/s.' in lines
+  assert 'Training: 5 train steps in 1m00s, 0.1/s.' in lines
+  # 50 env steps in 25 s of its own, at 2.0/s; the time left at the pace
+  # of the 325 s so far, training included.
+  assert 'Collection: 50 / 100 env steps, 2.0/s, 5m25s left' in lines
+  assert lines[-1] == (
+      'Collection: 50 env steps in 25s, 2.0/s (besides pretraining 4m00s, '
+      'training 1m00s).')
+
+
 def test_progress_without_terminal_prints_plain_lines(monkeypatch, capsys):
   monkeypatch.setenv('PROGRESS_SECONDS', '0')
   with tools.Progress('Prefill', 6, 'env steps') as progress:
