@@ -1292,7 +1292,7 @@ class Progress:
     if Progress._active:  # Its whole time is nested in the phase around it.
       Progress._active[-1]._nested[self._name] += end - self._start
     duration = self._own(end)
-    rate = f', {self._done / duration:.1f}/s' if duration >= 1 else ''
+    rate = f', {pace(self._done, duration)}' if duration >= 1 else ''
     nested = ', '.join(
         f'{name.lower()} {format_duration(seconds, True)}'
         for name, seconds in self._nested.items())
@@ -1323,12 +1323,19 @@ class Progress:
       left = max(0, self._total - self._done) * (now - self._start) / (
           self._done)
       parts.append(
-          f'{self._done / own:.1f}/s, {format_duration(left, True)} left')
+          f'{pace(self._done, own)}, {format_duration(left, True)} left')
     line = ', '.join(parts)
     if self._terminal:
       self._terminal.show(line)
     elif self._done:
       print(line, flush=True)
+
+
+def pace(done, seconds):
+  """Per second, or seconds each where that would read 0.0/s."""
+  if not done or done / seconds >= 0.1:
+    return f'{done / seconds:.1f}/s'
+  return f'{seconds / done:.1f}s each'
 
 
 class _Terminal:

@@ -419,8 +419,8 @@ def test_a_phase_counts_its_own_time_apart_from_nested_ones(
     clock[0] += 5
     collection.update(10)
   lines = capsys.readouterr().out.splitlines()
-  assert 'Pretraining: 5 train steps in 4m00s, 0.0/s.' in lines
-  assert 'Training: 5 train steps in 1m00s, 0.1/s.' in lines
+  assert 'Pretraining: 5 train steps in 4m00s, 48.0s each.' in lines
+  assert 'Training: 5 train steps in 1m00s, 12.0s each.' in lines
   # 50 env steps in 25 s of its own, at 2.0/s; the time left at the pace
   # of the 325 s so far, training included.
   assert 'Collection: 50 / 100 env steps, 2.0/s, 5m25s left' in lines
