@@ -36,7 +36,8 @@ setuptools.setup(
         # runs/plot.py draws the figures and their statistics; its tests need
         # it too.
         'plot': PLOT,
-        'test': ['pytest>=8', 'pytest-xdist>=3'] + PLOT,
+        # statsmodels: an independent reference for runs/stats.py's tests.
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'statsmodels>=0.14'] + PLOT,
         # gym_<id> tasks: Gymnasium with its MuJoCo (mujoco < 4 as above)
         # and classic-control (pygame) environments.
         'gym': ['gymnasium[mujoco,classic-control]>=1.1,<2'],
