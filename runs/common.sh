@@ -1,7 +1,8 @@
 # Sourced by the figure scripts: runs every TASK x METHOD x SEED of a figure.
 #
 # Every variable can be set from the environment:
-#   TASKS    tasks without the dmc_ prefix, e.g. "walker_run hopper_hop"
+#   TASKS    Control Suite tasks without the dmc_ prefix, e.g. "walker_run
+#            hopper_hop", or other suites' with theirs (gym_CartPole-v1)
 #   METHODS  names of runs/methods.py, e.g. "dreamer bird softbird_0.2"
 #   SEEDS    e.g. "0 1 2"
 #   STEPS    env steps of each run, e.g. 1e6
@@ -43,6 +44,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 method_command() {  # method: its script and flags (runs/methods.py)
   python3 "$ROOT/runs/methods.py" "$1"
+}
+
+task_flag() {  # task: its --task (the Control Suite's without its prefix)
+  case $1 in
+    atari_*|gym_*) echo "$1" ;;
+    *) echo "dmc_$1" ;;
+  esac
 }
 
 finished_runs() {  # logdir...: those whose checkpoint reached STEPS
@@ -112,7 +120,8 @@ figure_runs() {  # figure: RUNS, pairs of logdir and command left to run
         command=${scripts[$method]}
         logdir="$LOGROOT/$figure/$task/$method/$seed"
         logdirs+=("$logdir")
-        commands+=("$PYTHON $ROOT/$command --task dmc_$task --seed $seed \
+        commands+=("$PYTHON $ROOT/$command --task $(task_flag "$task") \
+--seed $seed \
 --steps $STEPS --logdir $logdir${FLAGS:+ $FLAGS}")
       done
     done

@@ -20,6 +20,9 @@ METHODS = {
     # own Dreamer runs.
     'dreamer_fifo': (
         'dreamer.py', 'dreamer.Dreamer', ['--dataset_size', '1e5']),
+    # Dreamer without the discount predictor, where the defaults learn
+    # terminations (Atari, Gymnasium): value targets always discount.
+    'dreamer_no_pcont': ('dreamer.py', 'dreamer.Dreamer', ['--pcont', 'False']),
     'bird': ('bird.py', 'bird.BIRD', []),
     'softbird': ('bird.py', 'bird.SoftBIRD', ['--soft', 'True']),
     'idm': ('idm.py', 'idm.IDM', []),

@@ -649,3 +649,44 @@ def test_upstream_comparison_runs_each_seed_with_its_evaluation():
   assert lines[6:] == [
       evaluations[m].format(s)
       for m in ('upstream', 'dreamer', 'dreamer_shared') for s in (0, 1)]
+
+
+@pytest.mark.slow
+def test_continuation_scores_terminal_steps_apart(tmp_path):
+  pytest.importorskip('gymnasium')
+  logdir = tmp_path / 'gym_CartPole-v1' / 'dreamer' / '0'
+  process = run_script('dreamer.py', f'--logdir={logdir}', *flags(**dict(
+      TINY, task='gym_CartPole-v1', pcont=True, batch_length=4,
+      log_images=False)))
+  assert process.returncode == 0, process.stderr[-3000:]
+  # A run without the predictor: only its record is read.
+  off = tmp_path / 'gym_CartPole-v1' / 'dreamer_no_pcont' / '0'
+  off.mkdir(parents=True)
+  record = json.loads((logdir / 'config.json').read_text())
+  record['config']['pcont'] = False
+  (off / 'config.json').write_text(json.dumps(record))
+  output = tmp_path / 'out' / 'continuation'
+  process = run_script(
+      'runs/continuation.py', str(logdir), str(off), '--output', str(output),
+      timeout=300)
+  assert process.returncode == 0, process.stderr[-3000:]
+  on, without = json.loads(output.with_suffix('.json').read_text())
+  # The groups, counted from the stored episodes themselves.
+  expected = {'terminal': 0, 'time limit': 0, 'other': 0}
+  for filename in sorted((logdir / 'episodes').glob('*.npz')):
+    with np.load(filename) as episode:
+      discount = episode['discount']
+    expected['terminal' if discount[-1] == 0 else 'time limit'] += 1
+    expected['other'] += len(discount) - 2
+  assert {k: v['n'] for k, v in on['groups'].items()} == expected
+  assert expected['terminal'] > 0  # CartPole's pole fell.
+  for group in on['groups'].values():
+    if group['n']:
+      assert 0 <= group['low'] <= group['mean'] <= group['high'] <= 1
+  assert not without['pcont'] and 'groups' not in without
+  table = output.with_suffix('.md').read_text()
+  assert 'dreamer_no_pcont/0 | gym_CartPole-v1 | | | no predictor' in table
+  process = run_script(
+      'runs/continuation.py', str(tmp_path), '--output', str(output))
+  assert process.returncode == 1
+  assert last_line(process).startswith('continuation.py: error: ')
