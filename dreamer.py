@@ -69,8 +69,9 @@ def define_config():
   # Train steps in a row with non-finite updates before the run stops.
   config.nonfinite_limit = 10
   # Environment.
-  # dmc_<domain>_<task>, a Control Suite task, or atari_<game>, an Atari game
-  # (the Atari defaults of ATARI apply to keys not given).
+  # dmc_<domain>_<task>, a Control Suite task; atari_<game>, an Atari game;
+  # gym_<id>, a Gymnasium environment (ATARI's or GYM's defaults apply to
+  # keys not given).
   config.task = 'dmc_walker_walk'
   # Environments collecting in parallel, each of train and test.
   config.envs = 1
@@ -101,7 +102,9 @@ def define_config():
   config.cnn_act = 'relu'
   # Channels of the first convolution; the others are multiples.
   config.cnn_depth = 32
-  # Learn a discount (continuation) predictor for episodes that end early.
+  # Learn a discount (continuation) predictor for episodes that end early;
+  # default True on atari_ and gym_ tasks, whose terminations have discount
+  # 0 (a time limit's discount is 1).
   config.pcont = False
   # KL below this many nats is not penalized.
   config.free_nats = 3.0
@@ -731,15 +734,28 @@ ATARI = dict(
     time_limit=108000, pcont=True)
 
 
+# Gymnasium's defaults, for the keys not given: its environments tell a
+# termination (`terminated`, discount 0) from a time limit (`truncated`,
+# discount 1), which the discount predictor learns: imagined returns then
+# stop where an episode terminates, not where it is cut off.
+GYM = dict(pcont=True)
+
+
 # Any discrete task's defaults, for the keys not given.
 DISCRETE = dict(action_dist='onehot', expl='epsilon_greedy')
 
 
 def apply_atari(config, given):
+  """The suite's defaults, and the discrete ones where the actions are, for
+  the keys not given: a run's record holds them as they were used."""
+  defaults = {}
   if config.task.startswith('atari_'):
-    config.update({k: v for k, v in ATARI.items() if k not in given})
-  elif config.task.startswith('gym_') and discrete_actions(config.task):
-    config.update({k: v for k, v in DISCRETE.items() if k not in given})
+    defaults = ATARI
+  elif config.task.startswith('gym_'):
+    defaults = dict(GYM)
+    if discrete_actions(config.task):
+      defaults.update(DISCRETE)
+  config.update({k: v for k, v in defaults.items() if k not in given})
 
 
 def discrete_actions(task):

@@ -676,23 +676,8 @@ def make_gym_env(name, size=(64, 64), time_limit=None):
       if 'width' not in str(e) and 'height' not in str(e):
         raise
       env = gym.make(name, **kwargs)
-  except ModuleNotFoundError as e:
-    raise ValueError(
-        f"cannot import module '{module or e.name}' for Gymnasium id "
-        f"'{name}' ({e})") from None
-  except gym.error.DependencyNotInstalled as e:
-    raise ValueError(
-        f"Gymnasium's {name} needs a package that is not installed: "
-        f'{e}') from None
-  except gym.error.Error as e:
-    if not isinstance(e, (gym.error.NameNotFound, gym.error.VersionNotFound,
-                          gym.error.NamespaceNotFound,
-                          gym.error.UnregisteredEnv)):
-      raise ValueError(f"Gymnasium cannot make '{name}': {e}") from None
-    matches = difflib.get_close_matches(env_id, gym.registry.keys(), 5)
-    raise ValueError(
-        f"unknown Gymnasium id '{name}'; close matches: "
-        f"{', '.join(matches) or 'none'}") from None
+  except Exception as e:  # Constructors are anyone's code: any error.
+    raise ValueError(_cannot_make(gym, name, e)) from None
   modes = env.metadata.get('render_modes') or []
   if 'rgb_array' not in modes:
     env.close()
@@ -708,16 +693,71 @@ def make_gym_env(name, size=(64, 64), time_limit=None):
   return env
 
 
+def _cannot_make(gym, name, error):
+  """The one line for an error of gym.make: what to do, where it is known,
+  else the error's type and message."""
+  module, _, env_id = name.rpartition(':')
+  unknown = (
+      gym.error.NameNotFound, gym.error.VersionNotFound,
+      gym.error.NamespaceNotFound, gym.error.UnregisteredEnv)
+  # Gymnasium's error for the id's own module has no name; an entry point's
+  # or a constructor's names the module that is missing.
+  missing = isinstance(error, ModuleNotFoundError) and (error.name or module)
+  if missing:
+    return (
+        f"cannot import module '{missing}' for Gymnasium id '{name}' "
+        f'({_one_line(error)})')
+  if isinstance(error, gym.error.DependencyNotInstalled):
+    return (
+        f"Gymnasium's {name} needs a package that is not installed: "
+        f'{_one_line(error)}')
+  if isinstance(error, unknown):
+    matches = difflib.get_close_matches(env_id, gym.registry.keys(), 5)
+    return (
+        f"unknown Gymnasium id '{name}'; close matches: "
+        f"{', '.join(matches) or 'none'}")
+  return f"Gymnasium cannot make '{name}': {_cause(error)}"
+
+
+def _one_line(error):
+  """An exception's message on one line, as the command line's error is."""
+  return ' '.join(str(error).split())
+
+
+def _cause(error):
+  """An exception's type and message, on one line."""
+  text = _one_line(error)
+  return f'{type(error).__name__}: {text}' if text else type(error).__name__
+
+
 @functools.lru_cache(maxsize=None)
 def parse_gym(name):
   """Whether the Gymnasium environment's actions are 'discrete' or
-  'continuous'; ValueError for an id that cannot be made or rendered."""
+  'continuous'; ValueError for an id that cannot be made, reset or render
+  RGB frames, so that the command line refuses it before a run starts."""
   env = make_gym_env(name, time_limit=None)
   try:
     kind = type(env.action_space).__name__
+    _first(name, 'reset', lambda: env.reset(seed=0))
+    frame = _first(name, 'render', env.render)
   finally:
     env.close()
+  shape = np.shape(frame)
+  if len(shape) != 3 or shape[-1] < 3:
+    got = 'None' if frame is None else f'arrays of shape {shape}'
+    raise ValueError(
+        f"Gymnasium's {name} renders {got}, not RGB frames of shape "
+        '(height, width, 3)')
   return 'discrete' if kind == 'Discrete' else 'continuous'
+
+
+def _first(name, what, call):
+  """call(), the environment's first `what`; any error as a ValueError."""
+  try:
+    return call()
+  except Exception as e:  # The environment's own code: any error.
+    raise ValueError(
+        f"Gymnasium's {name} fails at its first {what}: {_cause(e)}") from None
 
 
 # Environments of one run draw apart: training, evaluation, and the final

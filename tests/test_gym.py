@@ -1,6 +1,9 @@
 """Gymnasium tasks from pixels (--task gym_<id>): Gymnasium's MuJoCo
 HalfCheetah-v5 (continuous) and CartPole-v1 (discrete), and environments
-registered here to be refused."""
+registered here and in gym_fakes.py, to be refused or to check the wrapper."""
+
+import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -9,33 +12,14 @@ import tools
 import wrappers
 import dreamer
 from helpers import (
-    TINY, assert_trained, flags, last_line, read_metrics, run_script)
+    TESTS, TINY, assert_trained, flags, last_line, read_metrics, run_script)
 
 gymnasium = pytest.importorskip('gymnasium')
 
-
-class _Fake(gymnasium.Env):
-  """A tiny environment whose spaces and render modes the tests choose."""
-
-  metadata = {'render_modes': ['rgb_array']}
-
-  def __init__(self, render_mode=None, action_space=None):
-    self.render_mode = render_mode
-    self.action_space = action_space or gymnasium.spaces.Box(-1, 1, (2,))
-    self.observation_space = gymnasium.spaces.Box(-1, 1, (1,))
-
-  def reset(self, seed=None, options=None):
-    super().reset(seed=seed)
-    return np.zeros(1, np.float32), {}
-
-  def step(self, action):
-    return np.zeros(1, np.float32), 0.0, False, False, {}
-
-  def render(self):
-    return np.zeros((8, 8, 3), np.uint8)
+from gym_fakes import Fake  # noqa: E402  (registers its ids; needs gymnasium)
 
 
-class _HumanOnly(_Fake):
+class _HumanOnly(Fake):
   metadata = {'render_modes': ['human']}
 
 
@@ -48,7 +32,7 @@ def _needs_a_package(**kwargs):
 gymnasium.register('TestHumanOnly-v0', entry_point=_HumanOnly)
 gymnasium.register('TestNeedsPackage-v0', entry_point=_needs_a_package)
 gymnasium.register(
-    'TestMultiDiscrete-v0', entry_point=_Fake,
+    'TestMultiDiscrete-v0', entry_point=Fake,
     kwargs=dict(action_space=gymnasium.spaces.MultiDiscrete([2, 3])))
 
 
@@ -69,6 +53,14 @@ def rollout(env, actions):
     if done:
       break
   return np.stack(obs), rewards, dones, discounts
+
+
+def inner(env):
+  """The Gymnasium environment itself, under this project's wrappers and
+  Gymnasium's."""
+  while not isinstance(env, wrappers.Gym):
+    env = env._env
+  return env._env.unwrapped
 
 
 def test_half_cheetah_from_pixels_with_normalized_actions():
@@ -145,6 +137,57 @@ def test_cart_pole_acts_one_hot_and_ends_as_gymnasium_means():
     env.close()
 
 
+def test_discrete_actions_are_offset_by_the_spaces_start():
+  env = make('TestStartsAtFive-v0')  # Discrete(3, start=5).
+  try:
+    assert env.action_space.shape == (3,)
+    env.reset()
+    for index in range(3):
+      env.step(np.eye(3, dtype=np.float32)[index])
+    assert inner(env).actions == [5, 6, 7]
+  finally:
+    env.close()
+
+
+def test_only_the_first_reset_is_seeded():
+  env = make('TestFake-v0', time_limit=2, seed=7)
+  try:
+    for _ in range(3):
+      rollout(env, [np.zeros(2, np.float32)] * 2)
+    # Later episodes continue the environment's random state.
+    assert inner(env).seeds == [7, None, None]
+  finally:
+    env.close()
+
+
+@pytest.mark.parametrize('repeat, dones', [
+    (1, [False, False, True]), (2, [False, True])])
+def test_gymnasiums_own_truncation_ends_an_episode_with_discount_one(
+    repeat, dones):
+  # The environment truncates after 3 of its steps, long before --time_limit.
+  env = make('TestTruncates-v0', repeat=repeat, time_limit=100)
+  try:
+    for _ in range(2):  # And again after a reset.
+      _, _, ended, discounts = rollout(env, [np.zeros(2, np.float32)] * 9)
+      assert ended == dones and discounts == [1.0] * len(dones)
+      assert inner(env).steps == 3
+  finally:
+    env.close()
+
+
+def test_this_projects_time_limit_ends_an_episode_with_discount_one():
+  # --time_limit 5 at action repeat 2: 2 agent steps, 4 env steps, so
+  # Gymnasium's limit of 5 env steps never fires; the cut is no termination.
+  env = make('TestFake-v0', repeat=2, time_limit=5)
+  try:
+    for _ in range(2):  # Gymnasium's count restarts with the episode.
+      _, _, dones, discounts = rollout(env, [np.zeros(2, np.float32)] * 9)
+      assert dones == [False, True] and discounts == [1.0, 1.0]
+      assert inner(env).steps == 4
+  finally:
+    env.close()
+
+
 def test_the_discrete_defaults_switch_and_mismatches_are_refused():
   config = dreamer.parse_flags(
       dreamer.define_config(), ['--task', 'gym_CartPole-v1'])
@@ -161,6 +204,34 @@ def test_the_discrete_defaults_switch_and_mismatches_are_refused():
         '--task', 'gym_CartPole-v1', '--action_dist', 'tanh_normal'])
 
 
+@pytest.mark.parametrize('task', ['gym_CartPole-v1', 'gym_Pendulum-v1'])
+def test_gym_tasks_learn_terminations_unless_told_not_to(task, tmp_path):
+  parse = lambda *argv: dreamer.parse_flags(
+      dreamer.define_config(), ['--task', task, *argv])
+  assert parse().pcont is True
+  config = parse('--pcont', 'False', '--logdir', str(tmp_path))
+  assert config.pcont is False
+  record = dreamer.describe_run(config, dreamer.Dreamer)
+  assert record['config']['pcont'] is False  # What the run used.
+  assert 'gym_' in dreamer.describe_config()['pcont'][1]  # Its --help.
+
+
+def test_a_gym_run_recorded_without_pcont_is_not_flipped_on_resume(
+    tmp_path):
+  # A run started before pcont was Gymnasium's default recorded False.
+  argv = ['--task', 'gym_CartPole-v1', '--logdir', str(tmp_path)]
+  config = dreamer.parse_flags(dreamer.define_config(), argv)
+  old = dict(config, pcont=False)
+  record = dreamer.describe_run(tools.AttrDict(old), dreamer.Dreamer)
+  (tmp_path / 'config.json').write_text(json.dumps(record))
+  with pytest.raises(tools.ConfigError, match='--pcont False there, True'):
+    dreamer.check_record(config, dreamer.Dreamer)
+  config = dreamer.parse_flags(
+      dreamer.define_config(), [*argv, '--pcont', 'False'])
+  assert not dreamer.check_record(config, dreamer.Dreamer)['resumes'][0][
+      'changed']
+
+
 @pytest.mark.parametrize('task, message', [
     ('gym_HalfCheetah-v9', "unknown task 'gym_HalfCheetah-v9': unknown "
      "Gymnasium id 'HalfCheetah-v9'; close matches: HalfCheetah-v5"),
@@ -174,6 +245,17 @@ def test_the_discrete_defaults_switch_and_mismatches_are_refused():
      'actions MultiDiscrete([2 3]): only Box and Discrete'),
     ('gym_nomodule:Foo-v0', "cannot import module 'nomodule' for Gymnasium "
      "id 'nomodule:Foo-v0'"),
+    # Any error of an environment's constructor, first reset or first render
+    # (the task is checked before a run starts): its type and message.
+    ('gym_TestMakeFails-v0', "unknown task 'gym_TestMakeFails-v0': Gymnasium "
+     "cannot make 'TestMakeFails-v0': OSError: libsim.so: cannot open shared "
+     'object file retry'),
+    ('gym_TestResetFails-v0', "Gymnasium's TestResetFails-v0 fails at its "
+     'first reset: RuntimeError: no license for the simulator see its manual'),
+    ('gym_TestRenderFails-v0', "Gymnasium's TestRenderFails-v0 fails at its "
+     'first render: ValueError: no rendering context tried egl'),
+    ('gym_TestRendersNone-v0', "Gymnasium's TestRendersNone-v0 renders None, "
+     'not RGB frames of shape (height, width, 3)'),
 ])
 def test_bad_tasks_are_refused_in_one_line(task, message):
   with pytest.raises(SystemExit) as error:
@@ -209,6 +291,10 @@ def test_tiny_runs_train_and_resume(script, task, tmp_path):
   process = run_script(script, *command, '--steps=240')
   assert process.returncode == 0, process.stderr[-3000:]
   assert f'Loaded checkpoint at step {step}.' in process.stdout
+  # Gymnasium's default, recorded as used and kept by the resume.
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['config']['pcont'] is True
+  assert 'pcont' not in record['resumes'][-1]['changed']
   assert tools.checkpoint_step(logdir / 'variables.pkl') >= 240
   assert 'XDG_RUNTIME_DIR' not in process.stderr  # No display looked for.
 
@@ -220,6 +306,10 @@ def test_a_gym_run_is_evaluated_from_its_logdir(tmp_path):
       'dreamer.py', *flags(**dict(TINY, task='gym_CartPole-v1', prefill=40,
                                   action_repeat=1)), f'--logdir={logdir}')
   assert process.returncode == 0, process.stderr[-3000:]
+  # The record holds the default used; the evaluation builds the agent
+  # from it, discount predictor and all, and loads the checkpoint.
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['config']['pcont'] is True
   process = run_script('runs/evaluate.py', str(logdir), '--episodes', '2')
   assert process.returncode == 0, process.stderr[-3000:]
   assert len(read_metrics(logdir, 'final.jsonl')) == 2
@@ -241,11 +331,33 @@ def test_without_gymnasium_the_task_says_how_to_install_it(tmp_path):
       "Gymnasium: pip install -e '.[gym]'")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('task, cause', [
+    # Gymnasium's compatibility environment needs shimmy.
+    ('gym_GymV26Environment-v0', 'ImportError: To use the gym compatibility '
+     'environments, run `pip install "shimmy[gym-v21]"`'),
+    ('gym_gym_fakes:TestResetFails-v0', 'fails at its first reset: '
+     'RuntimeError: no license for the simulator see its manual'),
+])
+def test_an_environment_that_fails_is_refused_in_one_line(
+    task, cause, tmp_path):
+  if 'GymV26' in task and importlib.util.find_spec('shimmy'):
+    pytest.skip('shimmy is installed: the environment can be made')
+  process = run_script(
+      'dreamer.py', f'--task={task}', f'--logdir={tmp_path / "run"}',
+      env={'PYTHONPATH': str(TESTS)})  # Where gym_fakes registers its ids.
+  assert process.returncode == 1, process.stderr[-3000:]
+  line = last_line(process)
+  assert line.startswith(f"dreamer.py: error: unknown task '{task}': ")
+  assert cause in line and 'Traceback' not in process.stderr, line
+  assert not (tmp_path / 'run').exists()  # Refused before anything ran.
+
+
 def test_ones_own_environment_from_its_module(tmp_path, monkeypatch):
   (tmp_path / 'mylab_envs.py').write_text(
       'import gymnasium\n'
-      'from test_gym import _Fake\n'
-      "gymnasium.register('Reach-v0', entry_point=_Fake)\n")
+      'from gym_fakes import Fake\n'
+      "gymnasium.register('Reach-v0', entry_point=Fake)\n")
   monkeypatch.syspath_prepend(str(tmp_path))
   config = dreamer.parse_flags(
       dreamer.define_config(), ['--task', 'gym_mylab_envs:Reach-v0'])
@@ -257,3 +369,16 @@ def test_ones_own_environment_from_its_module(tmp_path, monkeypatch):
     assert dones == [False] * 3 + [True] and discounts == [1.0] * 4
   finally:
     env.close()
+
+
+def test_a_missing_entry_point_module_is_named(tmp_path, monkeypatch):
+  # The id's module imports; the module of its entry point does not.
+  (tmp_path / 'mylab_broken.py').write_text(
+      'import gymnasium\n'
+      "gymnasium.register('Lift-v0', entry_point='mylab_sim:LiftEnv')\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  with pytest.raises(SystemExit) as error:
+    dreamer.parse_flags(
+        dreamer.define_config(), ['--task', 'gym_mylab_broken:Lift-v0'])
+  assert "cannot import module 'mylab_sim' for Gymnasium id" in str(
+      error.value)
