@@ -2,13 +2,19 @@
 episodes of an evaluation during training (--eval_episodes)."""
 
 import json
+import shutil
+import sys
+import types
 
 import numpy as np
 import pytest
 
 import tools
-from helpers import TINY, flags, last_line, read_metrics, run_script
+from helpers import ROOT, TINY, flags, last_line, read_metrics, run_script
 from test_atari import ATARI_TINY
+
+sys.path.insert(0, str(ROOT / 'runs'))
+import evaluate  # noqa: E402
 
 
 def read_video(path):
@@ -26,6 +32,17 @@ def read_video(path):
   return np.stack([
       np.frombuffer(frame, np.uint8).reshape(height, width, 3)
       for frame in reader])
+
+
+def video_fps(path):
+  """Frames per second of an MP4 file, or of a GIF file by its first
+  frame's duration (whole milliseconds)."""
+  if path.suffix == '.gif':
+    from PIL import Image
+    with Image.open(path) as image:
+      return 1000 / image.info['duration']
+  import imageio_ffmpeg
+  return next(imageio_ffmpeg.read_frames(str(path)))['fps']
 
 
 def error(a, b):
@@ -59,6 +76,11 @@ def test_options_are_checked_in_one_line():
   assert process.returncode == 2
   assert last_line(process).endswith(
       'error: --video must lie between 0 and --episodes 2, got 3')
+  for fps in ('0', 'nan'):
+    process = run_script('runs/evaluate.py', '/nonexistent', '--fps', fps)
+    assert process.returncode == 2
+    assert last_line(process).endswith(
+        f'error: --fps must be a positive number, got {float(fps)}')
   process = run_script('runs/evaluate.py', '--help')
   for option in (
       '--episodes', '--video', '--openl', '--openl_length',
@@ -66,14 +88,57 @@ def test_options_are_checked_in_one_line():
       '--jit'):
     assert option in process.stdout, option
   assert '(default: None)' not in process.stdout  # Its help says what.
+  text = ' '.join(process.stdout.split())
+  assert 'render_fps' in text  # --fps's default.
+  assert '15 after 10 adds 5' in text  # An evaluation extended.
 
 
-@pytest.mark.slow
-def test_a_control_suite_run_is_evaluated_and_shown(tmp_path):
-  logdir = tmp_path / 'cartpole_balance' / 'dreamer' / '0'
+def test_videos_default_to_the_environments_own_frame_rate():
+  rate = lambda task, repeat: evaluate.frame_rate(
+      types.SimpleNamespace(task=task, action_repeat=repeat))
+  # dm_control's control timesteps: cartpole 0.01 s, walker 0.025 s (10
+  # physics substeps of 0.0025 s).
+  assert rate('dmc_cartpole_balance', 2) == pytest.approx(50)
+  assert rate('dmc_walker_walk', 2) == pytest.approx(20)
+  assert rate('dmc_cup_catch', 4) == pytest.approx(12.5)  # 0.02 s.
+  assert rate('atari_pong', 4) == 15  # 60 Hz, every fourth frame seen.
+  assert rate('gym_CartPole-v1', 1) == 50  # Its render_fps.
+  assert rate('gym_Pendulum-v1', 2) == 15  # 30 Hz.
+  import gymnasium
+
+  class NoFrameRate(gymnasium.Env):
+    metadata = {'render_modes': ['rgb_array']}  # No render_fps.
+
+    def __init__(self, render_mode=None):
+      self.action_space = gymnasium.spaces.Discrete(2)
+      self.observation_space = gymnasium.spaces.Discrete(1)
+      self.render_mode = render_mode
+
+  gymnasium.register('NoFrameRate-v0', entry_point=NoFrameRate)
+  with pytest.raises(tools.ConfigError, match='give the videos. frame rate '
+                     'with --fps'):
+    rate('gym_NoFrameRate-v0', 1)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """A tiny run of the control suite, trained once; each test copies it."""
+  logdir = tmp_path_factory.mktemp('trained') / 'run'
   process = run_script(
       'dreamer.py', *flags(**TINY), '--eval_episodes=3', f'--logdir={logdir}')
   assert process.returncode == 0, process.stderr[-2000:]
+  return logdir
+
+
+def copy_run(trained, tmp_path):
+  logdir = tmp_path / 'cartpole_balance' / 'dreamer' / '0'
+  shutil.copytree(trained, logdir)
+  return logdir
+
+
+@pytest.mark.slow
+def test_a_control_suite_run_is_evaluated_and_shown(trained, tmp_path):
+  logdir = copy_run(trained, tmp_path)
   # Three test episodes per evaluation: one point, their mean.
   tests = [m for m in read_metrics(logdir) if 'test/return' in m]
   assert [m['step'] for m in tests] == [80]
@@ -104,6 +169,8 @@ def test_a_control_suite_run_is_evaluated_and_shown(tmp_path):
     frames = saved[index]['image'].repeat(2, 1).repeat(2, 2)
     assert video.shape == (21, 128, 128, 3)  # 20 steps and the reset.
     assert error(video, frames) < 3
+    # cartpole's 100 Hz control, every second step seen.
+    assert video_fps(eval_dir / f'160-episode{index}.mp4') == 50
     other = saved[1 - index]['image'].repeat(2, 1).repeat(2, 2)
     assert error(video, other) > 2 * error(video, frames)
   # The open-loop video: truth above model above error, 12 steps.
@@ -115,11 +182,63 @@ def test_a_control_suite_run_is_evaluated_and_shown(tmp_path):
   # Evaluated at this step: shown again, but final.jsonl keeps 3 lines.
   process = run_script(
       'runs/evaluate.py', str(logdir), '--episodes', '1', '--video', '1',
-      '--format', 'gif')
+      '--format', 'gif', '--fps', '10')
   assert process.returncode == 0, process.stderr[-2000:]
   assert 'not appended again' in process.stdout
   assert len(read_metrics(logdir, 'final.jsonl')) == 3
-  assert read_video(eval_dir / '160-episode0.gif').shape == (21, 64, 64, 3)
+  gif = read_video(eval_dir / '160-episode0.gif')
+  assert gif.shape == (21, 64, 64, 3)
+  assert error(gif, saved[0]['image']) < 3  # The same episode again.
+  assert video_fps(eval_dir / '160-episode0.gif') == 10
+
+
+@pytest.mark.slow
+def test_an_evaluation_is_extended_and_its_episodes_stored_once(
+    trained, tmp_path):
+  logdir = copy_run(trained, tmp_path)
+  directory = logdir / 'eval' / 'episodes' / '160'
+
+  def run(*args):
+    process = run_script('runs/evaluate.py', str(logdir), *args)
+    assert process.returncode == 0, process.stderr[-2000:]
+    finals = read_metrics(logdir, 'final.jsonl')
+    assert all(e['step'] == 160 for e in finals)
+    return process, finals
+
+  def saved():
+    """The stored episodes in order; each index stored once."""
+    files = tools.episode_files(directory)
+    assert evaluate.stored(directory) == set(range(len(files)))
+    episodes = {
+        int(f.name.split('-')[1][len('episode'):]): tools.load_episode(f)
+        for f in files}
+    return [episodes[i] for i in sorted(episodes)]
+
+  run('--episodes', '2')
+  # Two more: the episodes continue, with seeds of their own, once.
+  process, finals = run('--episodes', '4')
+  assert 'Added episodes 2 to 3 to the 2 at step 160.' in process.stdout
+  assert 'over 4 episodes' in process.stdout
+  assert [e['episode'] for e in finals] == [0, 1, 2, 3]
+  returns = [e['return'] for e in finals]
+  process, finals = run('--episodes', '4')
+  assert 'left alone' in process.stdout
+  assert len(finals) == 4
+  # Stored later, all in one call: the episodes recorded, each once.
+  store = ('--episodes', '4', '--save_episodes', '--video', '1')
+  process, finals = run(*store)
+  assert 'not appended again' in process.stdout
+  episodes = saved()
+  assert [float(e['reward'].sum()) for e in episodes] == pytest.approx(
+      returns)
+  # Each from an initial state of its own: no environment seed repeated.
+  assert len({e['image'][0].tobytes() for e in episodes}) == 4
+  # Episode 0 shown again, but none stored again.
+  process, finals = run(*store)
+  assert 'holds episodes 0, 1, 2, 3 already; not saved again' in (
+      process.stdout)
+  assert 'episodes 0 run again' in process.stdout
+  assert len(finals) == 4 and len(saved()) == 4
 
 
 @pytest.mark.slow
