@@ -10,7 +10,8 @@ from the recorded frames and actions, and the discount predictor's mean at
 every step. Steps are grouped as the environment ended them: terminal
 (discount 0, Gymnasium's `terminated`: the target is 0), the last step of
 an episode cut by a time limit (discount 1: the target is --discount), and
-every other step (the target is --discount). A run without the predictor
+every other step (the target is --discount); per group the mean, the 5th
+and 95th percentiles and the share below 0.5 (predicted to end). A run without the predictor
 (`--pcont False`) discounts every imagined step by --discount: its line
 says so. Writes `<output>.md` and `<output>.json`.
 """
@@ -78,7 +79,8 @@ def measure(logdir, count):
           name: dict(
               n=len(v), mean=float(np.mean(v)) if v else None,
               low=float(np.percentile(v, 5)) if v else None,
-              high=float(np.percentile(v, 95)) if v else None)
+              high=float(np.percentile(v, 95)) if v else None,
+              below=float(np.mean(np.array(v) < 0.5)) if v else None)
           for name, v in values.items()})
   return result
 
@@ -86,7 +88,8 @@ def measure(logdir, count):
 def table(results):
   lines = [
       '| run | task | step | episodes | ' + ' | '.join(
-          f'{name}: mean [5%, 95%] (steps)' for name in GROUPS) + ' |',
+          f'{name}: mean [5%, 95%], share < 0.5 (steps)' for name in GROUPS) +
+      ' |',
       '| --- ' * (4 + len(GROUPS)) + '|']
   for result in results:
     name = '/'.join(pathlib.Path(result['logdir']).parts[-2:])
@@ -99,8 +102,8 @@ def table(results):
     for group in GROUPS:
       entry = result['groups'][group]
       cells.append(
-          f'{entry["mean"]:.3f} [{entry["low"]:.3f}, {entry["high"]:.3f}] '
-          f'({entry["n"]})' if entry['n'] else '(0)')
+          f'{entry["mean"]:.3f} [{entry["low"]:.3f}, {entry["high"]:.3f}], '
+          f'{entry["below"]:.2f} ({entry["n"]})' if entry['n'] else '(0)')
     lines.append(
         f'| {name} | {result["task"]} | {result["step"]} | '
         f'{result["episodes"]} | ' + ' | '.join(cells) + ' |')

@@ -683,6 +683,7 @@ def test_continuation_scores_terminal_steps_apart(tmp_path):
   for group in on['groups'].values():
     if group['n']:
       assert 0 <= group['low'] <= group['mean'] <= group['high'] <= 1
+      assert 0 <= group['below'] <= 1
   assert not without['pcont'] and 'groups' not in without
   table = output.with_suffix('.md').read_text()
   assert 'dreamer_no_pcont/0 | gym_CartPole-v1 | | | no predictor' in table
