@@ -204,6 +204,7 @@ def real_entropy(agent, data):
   return float(tf.reduce_mean(agent._actor(outs['feat']).entropy()))
 
 
+@pytest.mark.slow  # Builds two agents and updates each eagerly.
 def test_entropy_term_moves_policy_entropy_on_real_states(tmp_path):
   change = {}
   for alpha in (-100.0, 100.0):

@@ -181,6 +181,7 @@ def policy_actions(agent, training, calls=3):
   return np.array(actions)
 
 
+@pytest.mark.slow  # Compiles the policy in both modes under XLA.
 def test_policy_is_seeded_and_compiled_as_the_graph_computes(tmp_path):
   agent = make_agent(tiny_config(tmp_path, seed=3, eval_noise=0.3))
   assert agent._random.randint(2 ** 31) == np.random.RandomState(3).randint(
@@ -254,6 +255,7 @@ def test_corrupt_checkpoint_fails_clearly_and_stays(tmp_path, agent):
   assert content != path.read_bytes()
 
 
+@pytest.mark.slow  # Traces the train step in bfloat16.
 def test_bfloat16_keeps_losses_and_densities_float32(tmp_path):
   try:
     agent = make_agent(tiny_config(tmp_path, precision='bf16'))
@@ -312,6 +314,7 @@ def test_cpu_bfloat16_reads_the_cpu_flags(tmp_path):
   assert not tools.cpu_bfloat16(tmp_path / 'missing')
 
 
+@pytest.mark.slow  # Traces the train step in float16.
 def test_mixed_precision_keeps_losses_and_densities_float32(tmp_path):
   try:
     agent = make_agent(tiny_config(tmp_path, precision=16))
@@ -344,6 +347,7 @@ def test_train_step_is_one_graph(agent):
   assert all(np.isfinite(v.numpy()) for v in metrics.values())
 
 
+@pytest.mark.slow  # Traces the train step in two precisions.
 def test_checkpoints_move_between_float16_and_float32(tmp_path):
   try:
     half = make_agent(tiny_config(tmp_path / 'a', precision=16))
@@ -441,6 +445,7 @@ class Unread:
   __float__ = __bool__ = __array__ = numpy = _read
 
 
+@pytest.mark.slow  # Runs a train phase with its prefetching thread.
 def test_train_phase_reads_no_step_output_and_logs_its_means(tmp_path):
   config = tiny_config(tmp_path, train_steps=3, log_images=False)
   agent = make_agent(config)

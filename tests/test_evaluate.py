@@ -70,25 +70,27 @@ def test_videos_hold_the_frames_they_are_given(tmp_path):
   assert not list(tmp_path.glob('.*.tmp'))
 
 
-def test_options_are_checked_in_one_line():
-  process = run_script('runs/evaluate.py', '/nonexistent', '--video', '3',
-                       '--episodes', '2')
-  assert process.returncode == 2
-  assert last_line(process).endswith(
+def test_options_are_checked_in_one_line(capsys):
+  def refused(*argv):
+    with pytest.raises(SystemExit) as exit:
+      evaluate.parse_args(['/nonexistent', *argv])
+    assert exit.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+  assert refused('--video', '3', '--episodes', '2').endswith(
       'error: --video must lie between 0 and --episodes 2, got 3')
   for fps in ('0', 'nan'):
-    process = run_script('runs/evaluate.py', '/nonexistent', '--fps', fps)
-    assert process.returncode == 2
-    assert last_line(process).endswith(
+    assert refused('--fps', fps).endswith(
         f'error: --fps must be a positive number, got {float(fps)}')
-  process = run_script('runs/evaluate.py', '--help')
+  with pytest.raises(SystemExit):
+    evaluate.parse_args(['--help'])
+  text = capsys.readouterr().out
   for option in (
       '--episodes', '--video', '--openl', '--openl_length',
       '--save_episodes', '--format', '--fps', '--scale', '--precision',
       '--jit'):
-    assert option in process.stdout, option
-  assert '(default: None)' not in process.stdout  # Its help says what.
-  text = ' '.join(process.stdout.split())
+    assert option in text, option
+  assert '(default: None)' not in text  # Its help says what.
+  text = ' '.join(text.split())
   assert 'render_fps' in text  # --fps's default.
   assert '15 after 10 adds 5' in text  # An evaluation extended.
 

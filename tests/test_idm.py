@@ -115,6 +115,7 @@ def test_reliability_weights_have_mean_one_respect_clip_stop_gradients():
   np.testing.assert_allclose(weight, clipped / clipped.mean(), rtol=1e-5)
 
 
+@pytest.mark.slow  # Fits an evaluator.
 def test_evaluator_separates_two_distributions(tmp_path):
   agent = make_agent(idm_config(tmp_path), idm.IDM)
   width = 2 * (4 + 8) + 2  # feature, action, next feature
@@ -273,6 +274,7 @@ def fit_evaluator(agent, seed, negatives, shift=0.0, steps=1500, batch=512):
   return agent._evaluate(inputs(agent, *held)).numpy(), log_ratio(*held)
 
 
+@pytest.mark.slow  # Fits evaluators to convergence.
 def test_matched_evaluator_estimates_the_conditional_log_ratio(tmp_path):
   agent = make_agent(idm_config(tmp_path), idm.IDM)
   logit, truth = fit_evaluator(agent, seed=0, negatives='model')
@@ -283,6 +285,7 @@ def test_matched_evaluator_estimates_the_conditional_log_ratio(tmp_path):
       error.mean(), np.percentile(error, 95))
 
 
+@pytest.mark.slow  # Fits four evaluators, 800 steps each.
 def test_state_shift_moves_the_imagined_estimator_only(tmp_path):
   agent = make_agent(idm_config(tmp_path), idm.IDM)
   logits = {}

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT, last_line, run_script
+from helpers import ROOT, run_script
 
 sys.path.insert(0, str(ROOT / 'runs'))
 import published_check  # noqa: E402
@@ -93,20 +93,19 @@ def test_the_final_evaluation_stands_in_for_the_last_test(tmp_path):
 def test_refuses_a_missing_or_changed_scores_file(tmp_path):
   root = tmp_path / 'root'
   write_run(root / 'cartpole_balance_sparse' / 'dreamer' / '0', [(5000, 1.0)])
-  missing = run_script(
-      'runs/published_check.py', str(root), '--output', str(tmp_path / 'o'),
-      '--upstream', str(tmp_path / 'none'), timeout=120)
-  assert missing.returncode == 1
-  assert last_line(missing).startswith('published_check.py: error: ')
-  assert 'git clone https://github.com/danijar/dreamer' in last_line(missing)
+  def refused(checkout):
+    with pytest.raises(SystemExit) as exit:
+      published_check.main([
+          str(root), '--output', str(tmp_path / 'o'), '--upstream',
+          str(checkout)])
+    return str(exit.value.code)  # sys.exit's message: exit code 1.
+  missing = refused(tmp_path / 'none')
+  assert missing.startswith('published_check.py: error: ')
+  assert 'git clone https://github.com/danijar/dreamer' in missing
   checkout = tmp_path / 'checkout'
   (checkout / 'scores').mkdir(parents=True)
   (checkout / 'scores' / 'dreamer.json').write_text('[]')
-  changed = run_script(
-      'runs/published_check.py', str(root), '--output', str(tmp_path / 'o'),
-      '--upstream', str(checkout), timeout=120)
-  assert changed.returncode == 1
-  assert last_line(changed) == (
+  assert refused(checkout) == (
       f"published_check.py: error: {checkout / 'scores' / 'dreamer.json'} "
       "is not upstream's at 56d4d44 (changed, or another commit): "
       f'git -C {checkout} checkout 56d4d44')

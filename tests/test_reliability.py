@@ -157,6 +157,7 @@ def env_workers(pid):
   return sorted(found)
 
 
+@pytest.mark.slow  # Traces and runs several train steps.
 def test_nan_batch_skips_only_that_update(tmp_path):
   agent = make_agent(tiny_config(tmp_path))
   batch = random_batch(agent._c)

@@ -1,16 +1,21 @@
 """The experiment scripts under runs/: figure loops, plotting, evaluation."""
 
+import contextlib
+import io
 import json
 import os
 import pathlib
 import pickle
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
 from helpers import ROOT, TINY, flags, last_line, read_metrics, run_script
+
+sys.path.insert(0, str(ROOT / 'runs'))
 
 
 def write_run(root, task, method, seed, points, finals=None, step=None):
@@ -27,10 +32,25 @@ def write_run(root, task, method, seed, points, finals=None, step=None):
         for i, r in enumerate(finals)))
 
 
+def in_process(main, *argv):
+  """A script's main(argv) in this process, as a finished process: exit
+  code, stdout and stderr (its imports are paid once, not per call)."""
+  out, err, code = io.StringIO(), io.StringIO(), 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      main([str(arg) for arg in argv])
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+      if not isinstance(e.code, int) and e.code is not None:
+        print(e.code, file=err)
+  return types.SimpleNamespace(
+      returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 def plot(root, output, *args):
   """Runs plot.py; returns the process, its table and its numbers."""
-  process = run_script(
-      'runs/plot.py', str(root), '--output', str(output), *args, timeout=120)
+  import plot as script
+  process = in_process(script.main, root, '--output', output, *args)
   table = numbers = None
   if output.with_suffix('.md').exists():
     table = output.with_suffix('.md').read_text()
@@ -92,9 +112,9 @@ def test_evaluator_logits_table_and_figure(tmp_path):
   (dreamer / 'final.jsonl').write_text(
       json.dumps({'step': 3000, 'return': 2.0}) + '\n')
   output = tmp_path / 'out' / 'logits'
-  process = run_script(
-      'runs/evaluator_logits.py', str(root), '--output', str(output),
-      '--last', '2', timeout=120)
+  import evaluator_logits
+  process = in_process(
+      evaluator_logits.main, root, '--output', output, '--last', '2')
   assert process.returncode == 0, process.stderr[-2000:]
   table = output.with_suffix('.md').read_text()
   # Last two steps (2.5 on average) and seeds (0.5 on average): real 3.0.
@@ -103,9 +123,9 @@ def test_evaluator_logits_table_and_figure(tmp_path):
   assert 'dreamer' not in table
   png = output.with_suffix('.png').read_bytes()
   assert png[:8] == b'\x89PNG\r\n\x1a\n'
-  empty = run_script(
-      'runs/evaluator_logits.py', str(root / 'walker_stand' / 'dreamer'),
-      '--output', str(output), timeout=120)
+  empty = in_process(
+      evaluator_logits.main, root / 'walker_stand' / 'dreamer', '--output',
+      output)
   assert empty.returncode == 1
   assert 'no run below' in last_line(empty)
 
@@ -296,6 +316,7 @@ def test_sampler_comparison_pairs_each_method_with_both_samplers():
   assert all(' --shared_noise True ' in line for line in shared)
 
 
+@pytest.mark.slow  # Starts every figure script.
 def test_pipeline_check_runs_every_figure_at_one_tiny_scale():
   lines = dry_run('pipeline_check.sh', BASELINES='/none')
   trains = [line for line in lines if ' --task ' in line]
@@ -334,6 +355,7 @@ def test_figure_variables_override_the_matrix():
       process.stderr)
 
 
+@pytest.mark.slow  # Starts the shell scripts and status.py.
 def test_finished_runs_are_skipped(tmp_path):
   def checkpoint(seed, step):
     logdir = tmp_path / 'bird_ablation' / 'walker_run' / 'bird' / str(seed)
@@ -584,6 +606,7 @@ def test_idm_figure1_decodes_derived_memory(tiny_runs, tmp_path):
   assert last_line(process).endswith('dreamer/0 is no IDM run')
 
 
+@pytest.mark.slow  # Starts the shell scripts and status.py.
 def test_slurm_launcher_writes_one_job_array(tmp_path):
   finished = tmp_path / 'idm_vs_dreamer' / 'walker_run' / 'idm' / '1'
   finished.mkdir(parents=True)
