@@ -11,9 +11,9 @@ every step. Steps are grouped as the environment ended them: terminal
 (discount 0, Gymnasium's `terminated`: the target is 0), the last step of
 an episode cut by a time limit (discount 1: the target is --discount), and
 every other step (the target is --discount); per group the mean, the 5th
-and 95th percentiles and the share below 0.5 (predicted to end). A run without the predictor
-(`--pcont False`) discounts every imagined step by --discount: its line
-says so. Writes `<output>.md` and `<output>.json`.
+and 95th percentiles and the share below 0.5 (predicted to end). A run
+without the predictor (`--pcont False`) discounts every imagined step by
+--discount: its line says so. Writes `<output>.md` and `<output>.json`.
 """
 
 import argparse
