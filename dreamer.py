@@ -648,6 +648,32 @@ def count_steps(datadir, config):
   return tools.count_episodes(datadir)[1] * config.action_repeat
 
 
+def logged_tests(logdir):
+  """The env steps of the run's tests so far, from its metrics.jsonl."""
+  path = logdir / 'metrics.jsonl'
+  if not path.exists():
+    return []
+  steps = []
+  for line in path.read_text().splitlines():
+    try:
+      entry = json.loads(line)
+    except json.JSONDecodeError:  # A torn line; the logger drops it.
+      continue
+    if 'test/return' in entry:
+      steps.append(int(entry['step']))
+  return sorted(steps)
+
+
+def next_test(tests, eval_every):
+  """The env step of the run's next test, None before its first. Tests
+  follow every `eval_every` env steps from the first, so a resumed run keeps
+  its grid (upstream tests at every start, which shifts its later tests)."""
+  if not tests:
+    return None
+  first, last = tests[0], tests[-1]
+  return first + ((last - first) // eval_every + 1) * eval_every
+
+
 def summarize_episode(episode, config, datadir, logger, prefix):
   episodes, steps = tools.count_episodes(datadir)
   length = (len(episode['reward']) - 1) * config.action_repeat
@@ -1063,21 +1089,29 @@ def main(config, agent_class=None):
 
     # Train and regularly evaluate the agent.
     print(f'Simulating agent for {config.steps - agent.step} steps.')
+    tests = logged_tests(config.logdir)
     state = None
     while agent.step < config.steps and not tools.STOP.requested:
-      print('Start evaluation.')
-      rounds = -(-config.eval_episodes // len(test_envs))  # Rounded up.
-      total = config.time_limit * len(test_envs) * rounds
-      with tools.Progress('Evaluation', total, 'env steps') as progress:
-        policy = functools.partial(agent, training=False)
-        policy = counting(policy, progress, config.action_repeat)
-        tools.simulate(policy, test_envs, episodes=config.eval_episodes)
-      if len(evaluation) >= config.eval_episodes:  # Not cut by a stop.
-        summarize_evaluation(evaluation, config, datadir, logger)
-      evaluation.clear()
-      logger.flush()
+      due = next_test(tests, config.eval_every)
+      if due is None or agent.step >= due:
+        print('Start evaluation.')
+        rounds = -(-config.eval_episodes // len(test_envs))  # Rounded up.
+        total = config.time_limit * len(test_envs) * rounds
+        with tools.Progress('Evaluation', total, 'env steps') as progress:
+          policy = functools.partial(agent, training=False)
+          policy = counting(policy, progress, config.action_repeat)
+          tools.simulate(policy, test_envs, episodes=config.eval_episodes)
+        if len(evaluation) >= config.eval_episodes:  # Not cut by a stop.
+          summarize_evaluation(evaluation, config, datadir, logger)
+          tests.append(count_steps(datadir, config))
+        evaluation.clear()
+        logger.flush()
       print('Start collection.')
-      steps = config.eval_every // config.action_repeat
+      if state is None and tests:  # Started or resumed: on to the next test.
+        remaining = next_test(tests, config.eval_every) - agent.step
+        steps = max(1, -(-remaining // config.action_repeat))  # Rounded up.
+      else:
+        steps = config.eval_every // config.action_repeat
       total = steps * config.action_repeat
       with tools.Progress('Collection', total, 'env steps') as progress:
         collect = counting(agent, progress, config.action_repeat)

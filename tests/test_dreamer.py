@@ -1,6 +1,7 @@
 """The agent: losses, gradient routing, override points, checkpoints,
 precision, compilation."""
 
+import json
 import pickle
 
 import numpy as np
@@ -475,3 +476,22 @@ def test_train_phase_reads_no_step_output_and_logs_its_means(tmp_path):
   # them still load.
   names = agent.named_variables()
   assert not any('sums' in n or 'nonfinite' in n for n in names), names
+
+
+def test_tests_follow_the_grid_of_the_first(tmp_path):
+  assert dreamer.logged_tests(tmp_path) == []
+  assert dreamer.next_test([], 100) is None
+  lines = [
+      {'step': 50, 'train/return': 1.0}, {'step': 50, 'test/return': 2.0},
+      {'step': 90, 'model_loss': 3.0}, {'step': 60, 'test/return': 4.0}]
+  text = '\n'.join(json.dumps(line) for line in lines) + '\n{"step": 9'
+  (tmp_path / 'metrics.jsonl').write_text(text)
+  # Sorted, and a torn last line skipped.
+  assert dreamer.logged_tests(tmp_path) == [50, 60]
+  # A test at every start (upstream's resume) put one at 60; the grid is the
+  # first test's.
+  assert dreamer.next_test([50, 60], 100) == 150
+  assert dreamer.next_test([50], 100) == 150
+  # A test late by part of an episode keeps the grid.
+  assert dreamer.next_test([50, 162], 100) == 250
+  assert dreamer.next_test([50, 150, 250], 100) == 350

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import dreamer
 import tools
 from helpers import ROOT, TESTS, TINY, flags, last_line, make_agent
 from helpers import random_batch, read_metrics, run_script, tiny_config
@@ -132,6 +133,21 @@ def test_signal_stops_gracefully(tmp_path, signum, parallel):
   assert tools.count_episodes(logdir / 'episodes')[1] * 2 == step
   time.sleep(1)
   assert not [pid for pid in workers if pathlib.Path(f'/proc/{pid}').exists()]
+  # Resumed, the run tests when its next test is due, not at the start: its
+  # tests stay every eval_every env steps from its first.
+  tests = [m['step'] for m in read_metrics(logdir) if 'test/return' in m]
+  assert tests[0] == TINY['prefill']
+  due = dreamer.next_test(tests, TINY['eval_every'])
+  if step == due:
+    pytest.skip('stopped on a test step, where a resume tests first')
+  process = start(logdir, steps=due + TINY['eval_every'], parallel=parallel)
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr[-3000:]
+  resumed = [m['step'] for m in read_metrics(logdir) if 'test/return' in m]
+  new = resumed[len(tests):]
+  # The phase ends with its last episode, up to one (40 env steps) late.
+  assert len(new) == 1 and due <= new[0] < due + TINY['time_limit'], (
+      step, tests, new)
 
 
 def env_workers(pid):
