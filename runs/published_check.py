@@ -1,7 +1,7 @@
 """The fork's runs at upstream's defaults beside upstream's published curves.
 
   python runs/published_check.py runs/logdir/published_check \
-      --output runs/results/published_check     # --upstream ../dreamer
+      --output runs/results/published_check/figure    # --upstream ../dreamer
 
 Reads every `<task>/<method>/<seed>/` run below the root (runs/
 published_check.sh makes them) and upstream's `scores/dreamer.json` from
@@ -41,6 +41,7 @@ PROG = 'published_check.py'
 SCORES = pathlib.Path('scores') / 'dreamer.json'
 SCORES_BLOB = 'ab35b223497127c8eb4cf1b17db7afd4389c4faf'  # At 56d4d44.
 BINS = 100000  # Upstream's published curves: one point per 100k env steps.
+EVAL_EVERY = 10000  # Upstream's default, for a run without its config.json.
 
 
 def fail(message):
@@ -81,12 +82,17 @@ def load_scores(checkout, task):
 
 
 def load_run(logdir):
-  """The run's test returns by step and its final evaluation."""
+  """The run's test returns by step, its final evaluation and the env steps
+  between its tests."""
   curve = {}
   if (logdir / 'metrics.jsonl').exists():
     for entry in read_lines(logdir / 'metrics.jsonl'):
       if 'test/return' in entry and not entry.get('final'):
         curve[int(entry['step'])] = float(entry['test/return'])
+  eval_every = EVAL_EVERY
+  if (logdir / 'config.json').exists():
+    record = json.loads((logdir / 'config.json').read_text())
+    eval_every = int(record.get('config', {}).get('eval_every', eval_every))
   final = None
   if (logdir / 'final.jsonl').exists():
     lines = list(read_lines(logdir / 'final.jsonl'))
@@ -94,18 +100,36 @@ def load_run(logdir):
       step = max(e['step'] for e in lines)
       returns = [e['return'] for e in lines if e['step'] == step]
       final = dict(step=int(step), returns=returns)
-  return curve, final
+  return curve, final, eval_every
+
+
+def on_grid(curve, eval_every):
+  """The tests on the run's grid, the first in each `eval_every` window from
+  its first test, and the steps of the others: tests at the start of a
+  resume, which this project's loop made before 2026-12-07, as upstream's
+  does (whose later tests shift too, which this cannot undo). Upstream's
+  published runs, unbroken, have none."""
+  kept, dropped, windows = {}, [], set()
+  first = min(curve)
+  for step in sorted(curve):
+    window = (step - first) // eval_every
+    if window in windows:
+      dropped.append(step)
+    else:
+      windows.add(window)
+      kept[step] = curve[step]
+  return kept, dropped
 
 
 def check_run(logdir, task, seeds):
   """Binned values of one run, with the final evaluation's stand-in."""
-  curve, final = load_run(logdir)
+  curve, final, eval_every = load_run(logdir)
   if not curve:
     raise ValueError(f'{logdir} has no test returns in its metrics.jsonl')
+  points, dropped = on_grid(curve, eval_every)
   result = dict(
       logdir=str(logdir), curve=sorted(curve.items()), final=final,
-      stand_in=None)
-  points = dict(curve)
+      stand_in=None, left_out=dropped)
   if final and final['step'] not in points and final['step'] > max(points):
     # The test the loop would run next, of the same checkpoint.
     points[final['step']] = final['returns'][0]
@@ -190,6 +214,10 @@ def table(task, runs, seeds):
           f'- {name}, {bin_name(entry["edge"], edges[0])}: {value:.1f}, '
           f'{where} upstream\'s range {entry["low"]:.0f} to '
           f'{entry["high"]:.0f}.')
+    if run['left_out']:
+      lines.append(
+          f'- {name}: left out, the tests at the start of a resume '
+          f'(off the run\'s grid): {", ".join(map(str, run["left_out"]))}.')
     if run['stand_in']:
       lines.append(
           f'- {name}: the test at {run["stand_in"]} is the first episode of '

@@ -17,11 +17,12 @@
 # of the final evaluation of that checkpoint stands in for it (both seeded
 # apart from training; runs/published_check.py says which it took).
 # Variables: see runs/common.sh, and EPISODES (default 10), OUTPUT (default
-# runs/results/published_check).
+# runs/results/published_check/figure; the report beside it,
+# runs/results/published_check.md, is written by hand).
 : "${TASKS:=cartpole_balance_sparse}" "${METHODS:=dreamer}" "${SEEDS:=0}"
 : "${STEPS:=1.05e5}" "${EPISODES:=10}"
 source "$(dirname "$0")/common.sh"
-: "${OUTPUT:=$ROOT/runs/results/published_check}"
+: "${OUTPUT:=$ROOT/runs/results/published_check/figure}"
 
 figure_runs published_check
 for ((i = 0; i < ${#RUNS[@]}; i += 2)); do

@@ -90,6 +90,27 @@ def test_the_final_evaluation_stands_in_for_the_last_test(tmp_path):
   assert run['upstream'][1]['inside'] is False
 
 
+def test_tests_at_the_start_of_a_resume_are_left_out(tmp_path):
+  logdir = tmp_path / 'cartpole_balance_sparse' / 'dreamer' / '0'
+  # Resumed at 6000 by a loop that tested at every start; a test late by
+  # part of an episode (25500) stays on the grid.
+  curve = [(5000, 57.0), (6000, 57.0)] + [
+      (15000 + 10000 * i + 500 * (i == 1), 10.0 * (i + 1)) for i in range(10)]
+  write_run(logdir, curve)
+  run = published_check.check_run(logdir, 'cartpole_balance_sparse', SEEDS)
+  assert run['left_out'] == [6000]
+  assert run['values'] == [57.0, pytest.approx(55.0)]  # (10+...+100) / 10.
+  assert run['curve'] == curve  # The figure shows every test.
+  text = published_check.table('cartpole_balance_sparse', {'r': run}, SEEDS)
+  assert ("- r: left out, the tests at the start of a resume (off the run's "
+          "grid): 6000.") in text
+  # The grid is the run's own: its eval_every from config.json.
+  record = {'config': {'eval_every': 1000}}
+  (logdir / 'config.json').write_text(json.dumps(record))
+  run = published_check.check_run(logdir, 'cartpole_balance_sparse', SEEDS)
+  assert run['left_out'] == []
+
+
 def test_refuses_a_missing_or_changed_scores_file(tmp_path):
   root = tmp_path / 'root'
   write_run(root / 'cartpole_balance_sparse' / 'dreamer' / '0', [(5000, 1.0)])
