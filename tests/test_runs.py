@@ -429,6 +429,30 @@ def test_random_baseline_is_one_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_constant_baseline_takes_one_action(tmp_path):
+  logdir = tmp_path / 'cartpole_balance_sparse' / 'constant' / '0'
+  args = ['runs/random_baseline.py', '--task', 'dmc_cartpole_balance_sparse',
+          '--episodes', '2', '--time_limit', '400', '--logdir', str(logdir)]
+  process = run_script(*args, '--constant', '1.5', timeout=300)
+  assert process.returncode == 1
+  assert process.stderr.strip().splitlines() == [
+      'random_baseline.py: error: --constant 1.5 is outside the action space '
+      '[-1.0, 1.0]']
+  assert not (logdir / 'final.jsonl').exists()
+  process = run_script(*args, '--constant', '1', timeout=300)
+  assert process.returncode == 0, process.stderr[-2000:]
+  returns = [e['return'] for e in read_metrics(logdir, 'final.jsonl')]
+  # Pushed to one side, the pole leaves the upright band after about 12 of
+  # the 400 env steps and does not come back; random actions keep it there
+  # longer (about 37 of 1000 env steps).
+  assert all(5 <= r <= 15 for r in returns), returns
+  record = json.loads((logdir / 'config.json').read_text())
+  assert record['agent'] == 'constant'
+  assert record['config']['constant'] == 1.0
+  assert 'Constant action 1 on dmc_cartpole_balance_sparse' in process.stdout
+
+
+@pytest.mark.slow
 def test_evaluate_reads_the_run_from_its_logdir(tmp_path):
   logdir = tmp_path / 'cartpole_balance' / 'idm' / '0'
   config = dict(TINY, evaluator_units=16, precision=16)

@@ -99,6 +99,20 @@ def test_sample_dist_mode_is_chosen_per_batch_element():
   np.testing.assert_allclose(dist.mode().numpy(), [[-3.0], [5.0]], atol=0.05)
 
 
+def test_wide_tanh_normal_mode_is_the_full_action_on_the_means_side():
+  # The actor's initial std is 5: about a tenth of 100 samples saturate tanh
+  # in float32, their densities are taken at one clipped pre-image, and the
+  # normal's term breaks the tie toward the mean. So a test policy's action
+  # is +-1 with the sign of its mean, however small the mean.
+  tfd = tools.tfd
+  means = tf.constant([[0.5]] * 200 + [[-2.0]] * 200)
+  dist = tfd.Independent(tfd.TransformedDistribution(
+      tfd.Normal(means, 5.0), tools.TanhBijector()), 1)
+  mode = tools.SampleDist(dist).mode(seed=(0, 1)).numpy()[:, 0]
+  np.testing.assert_array_equal(np.abs(mode), 1.0)
+  assert np.mean(mode[:200] > 0) >= 0.98 and np.mean(mode[200:] < 0) >= 0.98
+
+
 def test_args_type():
   assert tools.args_type(True)('False') is False
   assert tools.args_type(5)('1e6') == 1000000
