@@ -28,6 +28,23 @@ def test_readme_training_command_uses_valid_flags():
   assert config.task == 'dmc_walker_walk'
 
 
+def test_every_file_the_readmes_name_exists():
+  """A path in backquotes in README.md (from the root) or runs/README.md
+  (from runs/, or the root) that names a file of the project exists."""
+  import re
+  pattern = re.compile(r'`([\w./-]+\.(?:md|py|sh|png|json|txt))`')
+  missing = []
+  for readme, bases in (('README.md', ('',)), ('runs/README.md', ('runs/', ''))):
+    for name in pattern.findall((ROOT / readme).read_text()):
+      # A bare name, or one outside the project: the user's own module in an
+      # example, upstream's checkout.
+      if '/' not in name or name.startswith(('../', '/', 'mylab/', 'scores/')):
+        continue
+      if not any((ROOT / base / name).exists() for base in bases):
+        missing.append(f'{readme}: {name}')
+  assert not missing
+
+
 # Upstream's config keys and defaults (danijar/dreamer); precision follows
 # the hardware here.
 UPSTREAM = dict(
