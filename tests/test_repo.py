@@ -34,7 +34,8 @@ def test_every_file_the_readmes_name_exists():
   import re
   pattern = re.compile(r'`([\w./-]+\.(?:md|py|sh|png|json|txt))`')
   missing = []
-  for readme, bases in (('README.md', ('',)), ('runs/README.md', ('runs/', ''))):
+  readmes = (('README.md', ('',)), ('runs/README.md', ('runs/', '')))
+  for readme, bases in readmes:
     for name in pattern.findall((ROOT / readme).read_text()):
       # A bare name, or one outside the project: the user's own module in an
       # example, upstream's checkout.
