@@ -391,6 +391,16 @@ def test_jobs_run_in_parallel_and_failures_are_reported(tmp_path):
   assert codes == ['0\n', '3\n', '0\n']
 
 
+def test_published_check_runs_upstreams_defaults_only():
+  # Nothing but the task, the seed and the length: every other key at
+  # upstream's default, the precision the hardware's.
+  logdir = '/logs/published_check/cartpole_balance_sparse/dreamer/0'
+  evaluate = f'py {ROOT}/runs/evaluate.py {logdir} --episodes 10'
+  assert dry_run('published_check.sh') == [
+      command('dreamer', 'cartpole_balance_sparse', 0, 'published_check',
+              '1.05e5') + f' && {evaluate}', evaluate]
+
+
 def test_cpu_check_matrix():
   lines = dry_run('cpu_check.sh')
   reduced = (
