@@ -650,18 +650,8 @@ def count_steps(datadir, config):
 
 def logged_tests(logdir):
   """The env steps of the run's tests so far, from its metrics.jsonl."""
-  path = logdir / 'metrics.jsonl'
-  if not path.exists():
-    return []
-  steps = []
-  for line in path.read_text().splitlines():
-    try:
-      entry = json.loads(line)
-    except json.JSONDecodeError:  # A torn line; the logger drops it.
-      continue
-    if 'test/return' in entry:
-      steps.append(int(entry['step']))
-  return sorted(steps)
+  entries = tools.read_lines(logdir / 'metrics.jsonl')
+  return sorted(int(e['step']) for e in entries if 'test/return' in e)
 
 
 def next_test(tests, eval_every):

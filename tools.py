@@ -1026,6 +1026,23 @@ def write_atomic(filename, write):
       temp.unlink()
 
 
+def read_lines(filename):
+  """The entries of a JSON-lines file, none if it is absent; a torn line
+  (a kill while appending) or one that is not an object is skipped."""
+  path = pathlib.Path(filename)
+  if not path.exists():
+    return []
+  entries = []
+  for line in path.read_text().splitlines():
+    try:
+      entry = json.loads(line)
+    except ValueError:
+      continue
+    if isinstance(entry, dict):
+      entries.append(entry)
+  return entries
+
+
 def append_line(filename, line):
   """Appends a line; a kill or a full disk can tear only this line."""
   with disk_full_is_an_error(filename):

@@ -102,28 +102,23 @@ def load_record(logdir, overrides):
 
 def evaluated(path, step):
   """Whether final.jsonl holds an evaluation at `step` or later."""
-  if not path.exists():
-    return False
-  for line in path.read_text().splitlines():
+  for entry in tools.read_lines(path):
     try:
-      if json.loads(line)['step'] >= step:
+      if entry['step'] >= step:
         return True
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
       continue
   return False
 
 
 def recorded(path, step):
   """The returns final.jsonl holds at `step`, one per episode."""
-  if not path.exists():
-    return []
   returns = []
-  for line in path.read_text().splitlines():
+  for entry in tools.read_lines(path):
     try:
-      entry = json.loads(line)
       if entry['step'] == step:
         returns.append(entry['return'])
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
       continue
   return returns
 
