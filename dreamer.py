@@ -166,6 +166,8 @@ def define_config():
 
 class Dreamer(tools.Module):
 
+  _NEWER = frozenset({'_train_start', '_updates'})
+
   def __init__(self, config, datadir, actspace, logger, strategy=None):
     self._c = config
     self._datadir = pathlib.Path(datadir)
@@ -174,8 +176,11 @@ class Dreamer(tools.Module):
     self._logger = logger
     self._random = np.random.RandomState(config.seed)
     self._step = tf.Variable(count_steps(datadir, config), dtype=tf.int64)
-    self._should_pretrain = tools.Once()
-    self._should_train = tools.Every(config.train_every)
+    # The train schedule, checkpointed: the env step of the first phase and
+    # the updates run since. On the host, read at every env step.
+    with tf.device('CPU:0'):
+      self._train_start = tf.Variable(-1, dtype=tf.int64)
+      self._updates = tf.Variable(0, dtype=tf.int64)
     self._should_log = tools.Every(config.log_every)
     self._metrics = collections.defaultdict(list)
     self._strategy = strategy or make_strategy()
@@ -217,24 +222,27 @@ class Dreamer(tools.Module):
     if state is not None and reset.any():
       mask = tf.cast(1 - reset, tf.float32)[:, None]
       state = tf.nest.map_structure(lambda x: x * mask, state)
-    if training and self._should_train(step):
+    n = self._train_due(step) if training else 0
+    if n > 0:
       log = self._should_log(step)
-      pretrain = self._should_pretrain()
-      n = self._c.pretrain if pretrain else self._c.train_steps
+      pretrain = int(self._updates) < self._c.pretrain
       print(f'Training for {n} steps.')
       self._replay.update()
       name = 'Pretraining' if pretrain else 'Training'
       # The next batch is sampled and sent to the device while a step runs.
       prefetch = self._replay.prefetch(
           self._c.batch_size, n, convert=self._batch)
+      done = 0
       with tools.Progress(name, n, 'train steps') as progress:
         with prefetch as batches:
-          for train_step, (data, tensors) in enumerate(batches):
+          for data, tensors in batches:
             if tools.STOP.requested:
               break
-            log_images = self._c.log_images and log and train_step == 0
+            log_images = self._c.log_images and log and not done
             self.train(data, log_images, tensors)
+            done += 1
             progress.update()
+      self._updates.assign_add(done)
       self._check_finite()
       if log:
         self._model_error_summaries()
@@ -267,10 +275,32 @@ class Dreamer(tools.Module):
       self._step.assign_add(count)
     return action, state
 
+  def _train_due(self, step):
+    """The updates owed at this env step: `pretrain` at the first call, then
+    `train_steps` every `train_every` env steps from it, less those run. So
+    a resumed run finishes a phase a stop cut short and trains on the grid
+    of a run never stopped."""
+    if int(self._train_start) < 0:
+      self._train_start.assign(step)
+    phases = (step - int(self._train_start)) // self._c.train_every
+    return (self._c.pretrain + phases * self._c.train_steps
+            - int(self._updates))
+
   def load(self, filename):
-    super().load(filename)
-    self._should_pretrain()
+    restored = super().load(filename)
+    if '_updates' not in restored:
+      self._schedule_from_optimizer()
     self.sync_step()
+
+  def _schedule_from_optimizer(self):
+    # A checkpoint older than the schedule: the updates are the world
+    # model's, its grid unknown, so a phase cut short finishes now and the
+    # next starts after `train_every` env steps.
+    updates = int(self._model_opt.iterations)
+    phases = -(-max(0, updates - self._c.pretrain)
+               // max(1, self._c.train_steps))  # Rounded up.
+    self._updates.assign(updates)
+    self._train_start.assign(self.step - phases * self._c.train_every)
 
   @property
   def step(self):

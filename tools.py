@@ -65,8 +65,12 @@ class Module(tf.Module):
     write_atomic(
         filename, lambda f: pickle.dump(values, f, pickle.HIGHEST_PROTOCOL))
 
+  # Variables newer than some checkpoints, which may lack them.
+  _NEWER = frozenset()
+
   def load(self, filename):
-    """Restores every variable or, if the file does not fit, none."""
+    """Restores every variable or, if the file does not fit, none; returns
+    the names restored."""
     try:
       with pathlib.Path(filename).open('rb') as f:
         values = pickle.load(f)
@@ -84,7 +88,8 @@ class Module(tf.Module):
     values = {
         k: v for k, v in values.items()
         if k in variables or k not in optional(values)}
-    missing = sorted(set(variables) - set(values) - optional(variables))
+    missing = sorted(
+        set(variables) - set(values) - optional(variables) - self._NEWER)
     unknown = sorted(set(values) - set(variables))
     if missing or unknown:
       raise CheckpointError(
@@ -100,6 +105,7 @@ class Module(tf.Module):
             '(written with another config?)')
     for name, var in variables.items():
       var.assign(values[name])
+    return set(variables)
 
   def get(self, name, ctor, *args, **kwargs):
     # Create or get layer by name to avoid mentioning it in the constructor.
@@ -654,6 +660,11 @@ class Adam(tf.Module):
   @property
   def variables(self):
     return list(self._opt.variables)
+
+  @property
+  def iterations(self):
+    """The updates applied; skipped ones do not count."""
+    return self._opt.iterations
 
   def loss_scale_variables(self):
     """The dynamic loss scale's state under float16, which Keras keeps out

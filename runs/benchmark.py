@@ -122,7 +122,7 @@ def measure_policy(precision, mode, calls):
   with tempfile.TemporaryDirectory() as logdir:
     agent, _ = make_agent(
         'dreamer', logdir, precision=PRECISIONS[precision], **SIZES['default'])
-    agent._should_train = lambda step: False
+    agent._train_due = lambda step: 0
     training = mode == 'train'
     obs = {'image': np.zeros((1, 64, 64, 3), np.uint8)}
     _, state = agent(obs, np.array([True]), None, training=training)
@@ -156,7 +156,7 @@ def measure_collect(precision, envs, frames):
     envs = [
         dreamer.make_env(config, logger, 'train', datadir, False, index)
         for index in range(count)]
-    agent._should_train = lambda step: False
+    agent._train_due = lambda step: 0
     try:
       tools.simulate(agent, envs, steps=10)  # Traces, opens the renderers.
       start = time.perf_counter()

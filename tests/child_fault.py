@@ -6,7 +6,8 @@ FAULT `name:N`: the Nth atomic write of a file whose name contains `name` is
 torn halfway and the process SIGKILLs itself. FAULT `enospc:name:N`: the Nth
 write of such a file (atomic, or a line appended) fails halfway as on a full
 disk. FAULT `nan`: once a checkpoint exists, every training batch has NaN
-rewards; the good checkpoint's bytes are kept as good.pkl beside it.
+rewards; the good checkpoint's bytes are kept as good.pkl beside it. FAULT
+`sigterm:N`: the process SIGTERMs itself during its Nth update.
 """
 
 import errno
@@ -84,8 +85,21 @@ def nan_rewards(sample):
   return nan_sample
 
 
+def sigterm_at(train, nth):
+  count = [0]
+  def sigterm_train(self, *args, **kwargs):
+    count[0] += 1
+    if count[0] == nth:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return train(self, *args, **kwargs)
+  return sigterm_train
+
+
 def main():
-  if FAULT == 'nan':
+  import dreamer
+  if FAULT.startswith('sigterm:'):
+    dreamer.Dreamer.train = sigterm_at(dreamer.Dreamer.train, int(FAULT[8:]))
+  elif FAULT == 'nan':
     tools.Replay.sample = nan_rewards(tools.Replay.sample)
   elif FAULT.startswith('enospc:'):
     _, name, nth = FAULT.split(':')
@@ -94,7 +108,6 @@ def main():
   elif FAULT:
     name, nth = FAULT.split(':')
     tools.write_atomic = torn_write(tools.write_atomic, name, int(nth))
-  import dreamer
   dreamer.main(dreamer.parse_flags(dreamer.define_config(), sys.argv[1:]))
 
 

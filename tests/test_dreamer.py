@@ -154,7 +154,7 @@ def test_imagination_shapes_and_actions(agent):
 
 def test_policy_traces_once_per_mode(agent):
   obs = {'image': np.zeros((2, 64, 64, 3), np.uint8)}
-  agent._should_train = lambda step: False
+  agent._train_due = lambda step: 0
   for training, traces in ((False, 1), (True, 2)):
     state = None
     for index in range(4):
@@ -174,7 +174,7 @@ IMAGES = {'image': np.random.RandomState(0).randint(
 
 
 def policy_actions(agent, training, calls=3):
-  agent._should_train = lambda step: False
+  agent._train_due = lambda step: 0
   state, actions = None, []
   for index in range(calls):
     action, state = agent(IMAGES, np.array([index == 0] * 2), state, training)
@@ -254,6 +254,56 @@ def test_corrupt_checkpoint_fails_clearly_and_stays(tmp_path, agent):
     agent.load(path)
   # The test wrote it; loading never writes.
   assert content != path.read_bytes()
+
+
+def owed_over(agent, steps):
+  """The updates each env step owes, each paid in full."""
+  owed = []
+  for step in steps:
+    owed.append(agent._train_due(step))
+    agent._updates.assign_add(owed[-1])
+  return owed
+
+
+def test_train_schedule_is_upstreams_once_and_every(agent):
+  c = agent._c  # pretrain 2, train_steps 2, train_every 40.
+  c.pretrain = 3  # Told apart from the phases.
+  steps = list(range(80, 400, 6))
+  once, every = tools.Once(), tools.Every(c.train_every)
+  upstream = [
+      (c.pretrain if once() else c.train_steps) if every(s) else 0
+      for s in steps]
+  assert owed_over(agent, steps) == upstream
+  assert sum(upstream) == 3 + 2 * 7
+
+
+def test_train_schedule_resumes_a_phase_cut_short(tmp_path, agent):
+  owed_over(agent, [80, 100, 120])  # Pretraining, then a phase due at 120.
+  agent._updates.assign_add(-1)  # A stop ran one update of that phase.
+  agent._step.assign(130)
+  agent.save(tmp_path / 'variables.pkl')
+  resumed = make_agent(agent._c)
+  resumed.load(tmp_path / 'variables.pkl')
+  # The rest of the phase at once, then the grid of a run never stopped.
+  assert owed_over(resumed, [130, 158, 160, 200]) == [1, 0, 2, 2]
+
+
+def test_train_schedule_of_an_older_checkpoint(tmp_path, agent):
+  path = tmp_path / 'variables.pkl'
+  for updates, owed in ((1, 1), (2, 0), (5, 1), (6, 0)):
+    agent._model_opt.iterations.assign(updates)
+    agent._step.assign(300)
+    agent.save(path)
+    with path.open('rb') as f:
+      values = pickle.load(f)
+    del values['_train_start'], values['_updates']
+    path.write_bytes(pickle.dumps(values))
+    resumed = make_agent(agent._c)
+    resumed.load(path)
+    # The world model's updates count; a phase cut short finishes now, the
+    # next is due train_every env steps later.
+    assert int(resumed._updates) == updates
+    assert owed_over(resumed, [300, 338, 340]) == [owed, 0, 2], updates
 
 
 @pytest.mark.slow  # Traces the train step in bfloat16.
@@ -448,7 +498,7 @@ class Unread:
 
 @pytest.mark.slow  # Runs a train phase with its prefetching thread.
 def test_train_phase_reads_no_step_output_and_logs_its_means(tmp_path):
-  config = tiny_config(tmp_path, train_steps=3, log_images=False)
+  config = tiny_config(tmp_path, pretrain=3, log_images=False)
   agent = make_agent(config)
   for index in range(2):
     tools.save_episodes(agent._datadir, [random_episode(20, seed=index)])
@@ -458,7 +508,6 @@ def test_train_phase_reads_no_step_output_and_logs_its_means(tmp_path):
     outputs.append(metrics)
     return {k: Unread() for k in metrics}
   agent._train_fn = step
-  agent._should_pretrain()  # A phase of train_steps, which also logs.
   written = []
   agent._logger.write = lambda step, metrics, prefix: written.append(metrics)
   obs = {'image': np.zeros((1, 64, 64, 3), np.uint8)}

@@ -150,6 +150,39 @@ def test_signal_stops_gracefully(tmp_path, signum, parallel):
       step, tests, new)
 
 
+@pytest.mark.slow
+def test_stop_in_a_train_phase_resumes_its_updates(tmp_path):
+  # Pretraining of 3 at 80 env steps, phases of 4 at 120, 160 and 200: the
+  # stop comes in the 5th update, the 2nd of the phase at 120, and the
+  # phase stops after it.
+  config = dict(pretrain=3, train_steps=4, steps=240)
+  logdir = tmp_path / 'logdir'
+  process = start(logdir, 'sigterm:5', **config)
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr[-3000:]
+  assert 'Stopped at step' in stdout
+  assert checkpoint_updates(logdir) == 5
+  process = start(logdir, **config)
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr[-3000:]
+  # The rest of the cut phase first, then phases of 4 on the grid of an
+  # unbroken run: the updates are what it owes at its last step.
+  phases = [int(line.split()[2]) for line in stdout.splitlines()
+            if line.startswith('Training for ')]
+  assert phases[0] == 2 and set(phases[1:]) == {4}, stdout[-3000:]
+  last = checkpoint_step(logdir) - 2  # The last call, one action earlier.
+  assert checkpoint_updates(logdir) == 3 + (last - 80) // 40 * 4
+  assert sum(phases) == 3 + (last - 80) // 40 * 4 - 5
+
+
+def checkpoint_updates(logdir):
+  with (logdir / 'variables.pkl').open('rb') as f:
+    values = pickle.load(f)
+  # Every update was applied: the world model's optimizer counts them too.
+  assert values['_updates'] == values['_model_opt/slots/0']
+  return int(values['_updates'])
+
+
 def env_workers(pid):
   """Spawned environment workers of a process (not multiprocessing's resource
   tracker).
