@@ -147,6 +147,7 @@ def test_a_control_suite_run_is_evaluated_and_shown(trained, tmp_path):
   for entry in tests:
     each = [entry[f'test/return_{i}'] for i in range(3)]
     assert entry['test/return'] == pytest.approx(np.mean(each))
+    assert entry['test/return_std'] == pytest.approx(np.std(each, ddof=1))
     assert entry['test/length'] == 20
     assert 'test/return_3' not in entry
   replayed = sorted((logdir / 'episodes').glob('*.npz'))
