@@ -11,6 +11,9 @@ import sys
 # back to RTLD_LOCAL.
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # Hide INFO lines.
+# TensorFlow leaves oneDNN's CPU kernels off on some CPUs; on an AVX2-only AMD
+# EPYC (Zen 3) they made a default-size float32 train step 1.78x faster.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 if 'tensorflow' not in sys.modules:
   sys.modules['tensorflow.python.pywrap_dlopen_global_flags'] = None
 

@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 import pytest
 from tensorflow.python.framework import config as tf_config
+from tensorflow.python.util import _pywrap_util_port as port
 
 import bird
 import dreamer
@@ -68,12 +69,14 @@ def first_steps(name, logdir):
 
 
 def machine():
-  """What float32 results depend on: the CPU, its vector units, threads."""
+  """What float32 results depend on: the CPU, its vector units, threads,
+  and oneDNN's kernels, named when a user turned them off."""
   info = tools.cpuinfo()
   model = info.get('model name', 'unknown CPU')
   flags = set(info.get('flags', '').split())
   units = sorted(f for f in flags if f.startswith(('avx', 'amx', 'fma')))
-  return f'{model}; {" ".join(units)}; {os.cpu_count()} cpus'
+  kernels = '' if port.IsMklEnabled() else '; oneDNN off'
+  return f'{model}; {" ".join(units)}; {os.cpu_count()} cpus{kernels}'
 
 
 def compare(actual, expected, rtol, name):

@@ -1,13 +1,16 @@
 import hashlib
 import io
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tools
-from helpers import random_episode
+from helpers import ROOT, random_episode
 
 
 def numpy_lambda_return(reward, value, pcont, bootstrap, lambda_):
@@ -453,3 +456,19 @@ def test_progress_without_terminal_prints_plain_lines(monkeypatch, capsys):
   assert 's left' in lines[0]
   assert lines[-1] == 'Prefill: 6 env steps in 0s.'
   assert '\r' not in ''.join(lines)
+
+
+@pytest.mark.parametrize('given, enabled', [
+    (None, 'True'), ('0', 'False')])
+def test_onednn_kernels_on_unless_the_user_says(given, enabled):
+  env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
+  if given is not None:
+    env['TF_ENABLE_ONEDNN_OPTS'] = given
+  code = ('import tools\n'
+          'from tensorflow.python.util import _pywrap_util_port as port\n'
+          'print(port.IsMklEnabled())')
+  process = subprocess.run(
+      [sys.executable, '-c', code], capture_output=True, text=True,
+      cwd=ROOT, env=env, timeout=300)
+  assert process.returncode == 0, process.stderr[-2000:]
+  assert process.stdout.split()[-1] == enabled
