@@ -2,6 +2,7 @@
 episodes of an evaluation during training (--eval_episodes)."""
 
 import json
+import pickle
 import shutil
 import sys
 import types
@@ -276,3 +277,53 @@ def test_a_task_no_factory_builds_is_refused_naming_it(tmp_path):
       f"evaluate.py: error: cannot evaluate {logdir}: unknown task "
       "'mw_reach': tasks are named dmc_<domain>_<task>, atari_<game> or "
       "gym_<Gymnasium id>")
+
+
+@pytest.mark.slow
+def test_the_actor_probe_reads_the_actor_and_the_models_returns(
+    trained, tmp_path):
+  logdir = copy_run(trained, tmp_path)
+  args = ['--batch', '3', '--length', '8', '--actions', '-1', '0', '1']
+  process = run_script(
+      'runs/actor_probe.py', str(logdir), *args, '--json', str(tmp_path / 'a'))
+  assert process.returncode == 0, process.stderr[-2000:]
+  probed = json.loads((tmp_path / 'a').read_text())
+  assert probed['step'] == 160
+  assert list(probed['constant']) == ['-1.0', '0.0', '1.0']
+  returns = [e['return_'] for e in probed['constant'].values()]
+  assert np.all(np.isfinite(returns + [probed['actor_return']]))
+  assert 'Checkpoint at 160 env steps.' in process.stdout
+  # Planted: an actor whose pre-tanh mean is pinned far above 0 and whose
+  # std is at its floor, whatever the state.
+  path = logdir / 'variables.pkl'
+  values = pickle.loads(path.read_bytes())
+  kernel, bias = '_actor/_modules/hout/kernel', '_actor/_modules/hout/bias'
+  values[kernel] = np.zeros_like(values[kernel])
+  half = len(values[bias]) // 2
+  values[bias] = np.concatenate([
+      np.full(half, 1e3), np.full(half, -1e3)]).astype(values[bias].dtype)
+  path.write_bytes(pickle.dumps(values))
+  process = run_script(
+      'runs/actor_probe.py', str(logdir), *args, '--json', str(tmp_path / 'b'))
+  assert process.returncode == 0, process.stderr[-2000:]
+  pinned = json.loads((tmp_path / 'b').read_text())
+  assert pinned['mean_above_0'] == pinned['mean_at_bound'] == 1.0
+  assert pinned['std_median'] == pytest.approx(pinned['min_std'], rel=1e-3)
+  # Its policy is the constant +1, so the two imagine alike.
+  assert pinned['actor_return'] == pytest.approx(
+      pinned['constant']['1.0']['return_'], rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_the_actor_probe_refuses_what_it_cannot_read(trained, tmp_path):
+  logdir = copy_run(trained, tmp_path)
+  process = run_script('runs/actor_probe.py', str(logdir), '--length', '99')
+  assert process.returncode != 0
+  assert last_line(process) == (
+      f'actor_probe.py: error: {logdir / "episodes"} holds no episode of 99 '
+      'steps (--length)')
+  (logdir / 'variables.pkl').unlink()
+  process = run_script('runs/actor_probe.py', str(logdir))
+  assert process.returncode != 0
+  assert last_line(process) == (
+      f'actor_probe.py: error: {logdir / "variables.pkl"} does not exist')
