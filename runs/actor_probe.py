@@ -139,20 +139,20 @@ def parse_args(argv):
   parser = argparse.ArgumentParser(
       prog=PROG, description=__doc__.split('\n\n')[0],
       formatter_class=evaluate.HelpFormatter)
-  parser.add_argument('logdir', type=pathlib.Path)
-  parser.add_argument('--batch', type=int, default=50)
-  parser.add_argument('--length', type=int, default=50)
+  parser.add_argument('logdir', type=pathlib.Path, help='a run of this code')
   parser.add_argument(
-      '--actions', type=float, nargs='+', default=[-1.0, -0.5, 0.0, 0.5, 1.0])
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--json', type=pathlib.Path, default=None)
+      '--batch', type=int, default=50, help='windows of the replay')
   parser.add_argument(
-      '--precision', choices=[16, 32, 'bf16'],
-      type=lambda x: int(x) if x in ('16', '32') else x,
-      help="precision (default: this machine's)")
+      '--length', type=int, default=50, help='steps of each window')
   parser.add_argument(
-      '--jit', type=tools.args_type(True),
-      help="compile with XLA (default: this machine's)")
+      '--actions', type=float, nargs='+', default=[-1.0, -0.5, 0.0, 0.5, 1.0],
+      help='the constant actions imagined')
+  parser.add_argument(
+      '--seed', type=int, default=0,
+      help="the windows' and the imagined noise's")
+  parser.add_argument(
+      '--json', type=pathlib.Path, help='also write the numbers to this file')
+  evaluate.add_hardware_flags(parser)
   args = parser.parse_args(argv)
   for key in ('batch', 'length'):
     if getattr(args, key) <= 0:

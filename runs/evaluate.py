@@ -271,6 +271,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     return super()._get_help_string(action)
 
 
+def add_hardware_flags(parser):
+  """The only training keys a reader of a run may override."""
+  parser.add_argument(
+      '--precision', choices=[16, 32, 'bf16'],
+      type=lambda x: int(x) if x in ('16', '32') else x,
+      help="precision (default: this machine's)")
+  parser.add_argument(
+      '--jit', type=tools.args_type(True),
+      help="compile with XLA (default: this machine's)")
+
+
 def parse_args(argv):
   parser = argparse.ArgumentParser(
       description=__doc__.split('\n')[0], formatter_class=HelpFormatter)
@@ -306,13 +317,7 @@ def parse_args(argv):
   parser.add_argument(
       '--scale', type=int, default=1,
       help='each frame enlarged this many times, pixels kept sharp')
-  parser.add_argument(
-      '--precision', choices=[16, 32, 'bf16'],
-      type=lambda x: int(x) if x in ('16', '32') else x,
-      help="precision (default: this machine's)")
-  parser.add_argument(
-      '--jit', type=tools.args_type(True),
-      help="compile with XLA (default: this machine's)")
+  add_hardware_flags(parser)
   args = parser.parse_args(argv)
   for key in ('episodes', 'scale'):
     if getattr(args, key) <= 0:
