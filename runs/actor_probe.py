@@ -27,6 +27,7 @@ show what the actor's objective rewards, not what the task does.
 """
 
 import argparse
+import functools
 import json
 import pathlib
 import sys
@@ -47,22 +48,26 @@ PROG = 'actor_probe.py'
 
 def windows(directory, batch, length, seed):
   """`batch` windows of `length` steps from the stored episodes, each from a
-  random episode long enough, at a random start; and the episodes' rewards."""
-  episodes = []
+  random episode long enough, at a random start; and the episodes' rewards.
+  Only the chosen episodes' images are read."""
+  load = functools.lru_cache(None)(
+      lambda filename: tools.load_episode(filename, tools.EPISODE_KEYS))
+  rewards, long_enough = [], []
   for filename in tools.episode_files(directory):
     try:
-      episodes.append(tools.load_episode(filename, tools.EPISODE_KEYS))
+      rewards.append(tools.load_episode(filename, ['reward'])['reward'])
     except ValueError as e:
       print(f'Skipped an episode: {e}', file=sys.stderr)
-  rewards = [episode['reward'] for episode in episodes]
-  episodes = [e for e in episodes if len(e['reward']) >= length]
-  if not episodes:
+      continue
+    if len(rewards[-1]) >= length:
+      long_enough.append(filename)
+  if not long_enough:
     raise tools.ConfigError(
         f'{directory} holds no episode of {length} steps (--length)')
   random = np.random.RandomState(seed)
   chosen = {key: [] for key in tools.EPISODE_KEYS}
   for _ in range(batch):
-    episode = episodes[random.randint(len(episodes))]
+    episode = load(long_enough[random.randint(len(long_enough))])
     start = random.randint(len(episode['reward']) - length + 1)
     for key in chosen:
       chosen[key].append(episode[key][start: start + length])
