@@ -7,6 +7,10 @@
 #   runs/published_check.sh          # about 50 hours on 2 cores of an AMD
 #                                    # EPYC (Zen 3); rerun it to resume
 #   UPSTREAM=../dreamer runs/published_check.sh
+#   METHODS=upstream FLAGS="--precision 32 --resumable True" \
+#     UPSTREAM=../dreamer runs/published_check.sh  # upstream's own code
+#                                    # beside it (float32: its float16 does
+#                                    # not train on a CPU; a stop that saves)
 # Then runs/published_check.py bins the test returns as upstream's
 # plotting.py does and sets them beside the five seeds of upstream's
 # scores/dreamer.json (read from the upstream checkout: --upstream, else

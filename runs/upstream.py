@@ -28,6 +28,14 @@ A run resumes by running the same command: upstream reloads variables.pkl
 and its episodes. `--jit False` is accepted so that one FLAGS string serves
 this project's scripts and upstream (which has no XLA option).
 
+`--resumable True` (the driver's, not upstream's; give it on every command
+of a run) makes a run stop cleanly and resume as if it had not stopped: the
+first SIGINT or SIGTERM stops it after its next update, and every save also
+writes Adam's state (LOGDIR/resume.pkl; upstream's checkpoints hold none).
+The same command then restores Adam's state, runs the rest of the
+interrupted train phase and of the collection under way, and tests only
+where upstream's uninterrupted loop tests.
+
 `--evaluate N` builds upstream's agent from the run's record, loads its
 checkpoint and runs N test episodes of upstream's test policy
 (training=False), appended to LOGDIR/final.jsonl as runs/evaluate.py does,
@@ -44,6 +52,7 @@ import json
 import math
 import os
 import pathlib
+import pickle
 import shlex
 import shutil
 import sys
@@ -76,6 +85,16 @@ class _Parser(argparse.ArgumentParser):
 
 def fail(message):
   sys.exit(f'{PROG}: error: {message}')
+
+
+def warn(message):
+  print(f'{PROG}: warning: {message}', file=sys.stderr, flush=True)
+
+
+def _boolean(text):
+  if text not in ('False', 'True'):
+    raise argparse.ArgumentTypeError(f"invalid bool value: '{text}'")
+  return text == 'True'
 
 
 # The checkout.
@@ -298,6 +317,11 @@ def make_parser(upstream=None, project=None, epilog=None):
       'appended to LOGDIR/final.jsonl; the agent is built from '
       'LOGDIR/config.json, so only --logdir and --precision may be given')
   own.add_argument(
+      '--resumable', metavar='BOOL', type=_boolean, default=False,
+      help="the driver's stop and resume, not upstream's: SIGINT or SIGTERM "
+      "stops after the next update, every save holds Adam's state too, and "
+      'the same command continues as if uninterrupted (default: False)')
+  own.add_argument(
       '--jit', metavar='False',
       help="only False: this project's flag, accepted so that one FLAGS "
       "string serves both codes; upstream's train step is a tf.function "
@@ -323,7 +347,8 @@ def parse_flags(argv, upstream, project):
   """The driver's options, upstream's config and the keys given."""
   args = vars(make_parser(upstream, project).parse_args(argv))
   own = argparse.Namespace(**{
-      key: args.pop(key) for key in ('upstream', 'evaluate', 'jit')})
+      key: args.pop(key)
+      for key in ('upstream', 'evaluate', 'resumable', 'jit')})
   if own.jit not in (None, 'False'):
     fail(f"--jit {own.jit}: upstream's code has no XLA option (its train "
          'step is a plain tf.function graph); only --jit False is accepted')
@@ -391,19 +416,23 @@ def read_record(logdir):
 
 # Training and evaluation.
 
-def train(config, upstream, project, checkout):
+def train(config, upstream, project, checkout, resumable):
   """Upstream's main loop, after the logdir's lock and record."""
   logdir = config.logdir
   print(f"Upstream's Dreamer at 56d4d44 from {checkout}.")
   try:
     logdir.mkdir(parents=True, exist_ok=True)
     project.tools.lock(logdir)  # Held until the exit.
+    check_resumable(logdir, resumable)
     record_run(config, project, checkout)
   except OSError as e:
     fail(f'cannot write to --logdir {logdir}: {e.strerror or e}')
   except (ValueError, project.tools.RunError) as e:
     fail(e)
   warn_float16(config)
+  if resumable:
+    make_resumable(upstream, project)
+    project.tools.STOP.install()
   upstream.dreamer.main(argparse.Namespace(**config))
 
 
@@ -417,6 +446,165 @@ def warn_float16(config):
     print(f"{PROG}: warning: --precision 16 (upstream's default) without a "
           "GPU: upstream's image loss overflows float16 on the CPU and its "
           'model does not train; --precision 32 does', file=sys.stderr)
+
+
+# The driver's stop and resume (--resumable True), not upstream's: upstream
+# saves only after each collection of eval_every env steps (hours at its
+# defaults on a CPU) and resumes with Adam's state reset, a test at the
+# start and a whole collection from there.
+
+RESUME = 'resume.pkl'
+
+
+def check_resumable(logdir, resumable):
+  """ValueError if a run's commands disagree on --resumable."""
+  if resumable or not (logdir / RESUME).exists():
+    return
+  raise ValueError(
+      f'{logdir} was trained with --resumable True ({logdir / RESUME} holds '
+      "Adam's state and where it stopped): give it again, or remove that "
+      'file to resume as upstream does')
+
+
+def adam_variables(optimizer):
+  """The state of upstream's tools.Adam: Adam's step and moments, and the
+  dynamic loss scale of the LossScaleOptimizer around it (upstream uses one
+  at every precision)."""
+  scaled = optimizer._opt
+  return [
+      *scaled.inner_optimizer.variables,
+      scaled._loss_scale._current_loss_scale, scaled.dynamic_counter]
+
+
+def make_resumable(upstream, project):
+  """Puts a resumable subclass in place of upstream's Dreamer, which its
+  main() then builds, and tells it what the loop's simulate() calls do."""
+  import tensorflow as tf
+  base = upstream.dreamer.Dreamer
+  stop = project.tools.STOP
+  write_atomic = project.tools.write_atomic
+
+  class Dreamer(base):
+    """Upstream's agent that saves Adam's state beside its checkpoint and
+    stops at an update boundary, recording the phase's progress and the end
+    of the collection under way, which the next load continues."""
+
+    def __init__(self, config, datadir, actspace, writer):
+      self._phase = None  # The train phase under way (None while building).
+      self._block = None  # The env step at which the collection ends.
+      self._resume = None  # The stop that the loaded checkpoint came from.
+      self._owed = 0  # Updates to add to (or skip of) the resumed phase.
+      super().__init__(config, datadir, actspace, writer)
+
+    def __call__(self, obs, reset, state=None, training=True):
+      # Upstream trains here when a phase is due, pretraining first.
+      n = self._c.pretrain if self._should_pretrain._once else (
+          self._c.train_steps)
+      self._phase = dict(
+          step=int(self._step.numpy()), updates=n, done=0, test=not training)
+      if self._resume:  # The first phase after the load is the one stopped.
+        stopped, self._resume = self._resume, None
+        self._phase.update(updates=stopped['updates'], done=stopped['done'])
+        left = stopped['updates'] - stopped['done']
+        self._owed = left - n  # Upstream calls train() n times here.
+        print(f"Resumed inside the phase at step {stopped['step']}: "
+              f"{left} of its {stopped['updates']} updates left.")
+      return super().__call__(obs, reset, state, training)
+
+    def train(self, data, log_images=False):
+      if self._phase is None:  # The step that builds the variables.
+        return super().train(data, log_images)
+      if self._owed < 0:  # Done before the stop.
+        self._owed += 1
+        return
+      super().train(data, log_images)
+      self._count()
+      while self._owed > 0:  # More left than this phase's calls.
+        self._owed -= 1
+        super().train(next(self._dataset))
+        self._count()
+
+    def _count(self):
+      self._phase['done'] += 1
+      if stop.requested:
+        phase = self._phase
+        self.save(self._c.logdir / 'variables.pkl', dict(
+            phase, block=self._block))
+        tf.summary.flush()
+        print(f"Stopped at step {phase['step']} after {phase['done']} of "
+              f"{phase['updates']} updates of its phase; run the same "
+              'command to continue.', flush=True)
+        sys.exit(0)
+
+    def simulate(self, policy, envs, steps, episodes, state):
+      """Upstream's tools.simulate for the loop's test (policy is not self)
+      and collection, the first after a stop made as the loop would have
+      gone on."""
+      step = int(self._step.numpy())
+      stopped = self._resume
+      if stopped and not stopped['test']:  # Stopped inside a collection.
+        if policy is not self:  # Its test was done before.
+          print('Resumed inside a collection: its test was done before.')
+          return None
+        repeat = self._c.action_repeat
+        steps = max(1, -(-(stopped['block'] - step) // repeat))
+      if policy is self:
+        carried = state[0] if state else 0
+        self._block = step + (steps - carried) * self._c.action_repeat
+      return simulate(policy, envs, steps, episodes, state)
+
+    def save(self, filename, stopped=None):
+      values = dict(
+          step=int(self._step.numpy()), stop=stopped, optimizers=[
+              [v.numpy() for v in adam_variables(optimizer)]
+              for optimizer in self._optimizers()])
+      filename = pathlib.Path(filename)
+      # Adam's state first: a save cut short leaves it newer than the
+      # checkpoint, which the load then tells.
+      write_atomic(
+          filename.parent / RESUME, lambda f: pickle.dump(values, f))
+      weights = tf.nest.map_structure(lambda x: x.numpy(), self.variables)
+      write_atomic(filename, lambda f: pickle.dump(weights, f))
+
+    def load(self, filename):
+      super().load(filename)
+      path = pathlib.Path(filename).parent / RESUME
+      step = int(self._step.numpy())
+      try:
+        with path.open('rb') as f:
+          values = pickle.load(f)
+        saved = values['step']
+      except FileNotFoundError:
+        warn(f"no {path}: resuming as upstream does, Adam's state reset")
+        return
+      except (OSError, ValueError, KeyError, TypeError,
+              pickle.UnpicklingError, EOFError) as e:
+        fail(f'{path} is not a readable record of Adam\'s state ({e})')
+      if saved != step:
+        warn(f"{path} is of step {saved}, {filename} of step {step} (a save "
+             "cut short): resuming as upstream does, Adam's state reset")
+        return
+      for optimizer, arrays in zip(self._optimizers(), values['optimizers']):
+        variables = adam_variables(optimizer)
+        if [v.shape for v in variables] != [a.shape for a in arrays]:
+          fail(f"{path} holds Adam's state of another model")
+        for variable, array in zip(variables, arrays):
+          variable.assign(array)
+      self._resume = values['stop']
+
+    def _optimizers(self):
+      return [self._model_opt, self._value_opt, self._actor_opt]
+
+  simulate = upstream.tools.simulate
+
+  def loop_simulate(agent, envs, steps=0, episodes=0, state=None):
+    target = getattr(agent, 'func', agent)  # The test's partial(agent).
+    if isinstance(target, Dreamer):
+      return target.simulate(agent, envs, steps, episodes, state)
+    return simulate(agent, envs, steps, episodes, state)
+
+  upstream.dreamer.Dreamer = Dreamer
+  upstream.tools.simulate = loop_simulate
 
 
 def evaluate(config, given, episodes, upstream, project):
@@ -526,7 +714,7 @@ def main(argv=None):
     check_config(config, project)
   except ValueError as e:
     fail(e)
-  train(config, upstream, project, checkout)
+  train(config, upstream, project, checkout, own.resumable)
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ import pathlib
 import pickle
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -309,3 +310,96 @@ def test_upstreams_resume_as_the_study_reports_it(tmp_path):
   # reached 280, the agent's counter at 240.
   assert process.stdout.count('Training for 2 steps.') == 2
   assert tools.checkpoint_step(logdir / 'variables.pkl') == 240
+
+
+def stopped_run(args, line):
+  """The driver, sent SIGTERM when its output shows `line`."""
+  environ = {
+      k: v for k, v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}
+  environ['PYTHONUNBUFFERED'] = '1'  # Upstream's prints, as they happen.
+  process = subprocess.Popen(
+      [sys.executable, str(ROOT / 'runs' / 'upstream.py'), *args],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+      env=environ)
+  lines = []
+  for text in process.stdout:
+    lines.append(text)
+    if text.startswith(line):
+      process.send_signal(signal.SIGTERM)
+      break
+  out, err = process.communicate(timeout=600)
+  return subprocess.CompletedProcess(
+      process.args, process.returncode, ''.join(lines) + out, err)
+
+
+def adam_iterations(logdir):
+  """The updates of the model's Adam, as the driver saved its state."""
+  with (logdir / 'resume.pkl').open('rb') as f:
+    values = pickle.load(f)
+  return int(values['optimizers'][0][0])
+
+
+@needs_upstream
+@pytest.mark.slow
+def test_a_resumable_upstream_run_stops_and_continues_as_if_uninterrupted(
+    tmp_path):
+  """--resumable True: a stop in pretraining and one in a collection, then
+  the same updates, tests and steps as upstream's uninterrupted loop."""
+  logdir = tmp_path / 'logdir'
+  # Pretraining (3) told apart from phases (4); two collections of 80 env
+  # steps with phases every 40, the first inside each collection's test.
+  config = dict(TINY, pretrain=3, train_steps=4, steps=240)
+  args = [f'--logdir={logdir}', '--resumable', 'True', *flags(**config)]
+  # Stopped before training: it stops after pretraining's first update,
+  # inside the test that starts the first collection.
+  process = stopped_run(args, 'Prefill dataset with 80 steps.')
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert process.stdout.splitlines()[-1] == (
+      'Stopped at step 80 after 1 of 3 updates of its phase; run the same '
+      'command to continue.')
+  assert 'Received SIGTERM' in process.stderr
+  assert tools.checkpoint_step(logdir / 'variables.pkl') == 80
+  assert adam_iterations(logdir) == 1 + 1  # The build step's and one.
+  assert not any('test/return' in m for m in read_metrics(logdir))
+
+  # Resumed: the test it stopped in, with the other 2 updates, then stopped
+  # in the collection, after the first update of the phase at 120.
+  process = stopped_run(args, 'Start collection.')
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert 'Resumed inside the phase at step 80: 2 of its 3 updates left.' in (
+      process.stdout)
+  assert process.stdout.splitlines()[-1].startswith(
+      'Stopped at step 120 after 1 of 4 updates of its phase')
+  assert adam_iterations(logdir) == 1 + 3 + 1
+  tests = [m['step'] for m in read_metrics(logdir) if 'test/return' in m]
+  assert tests == [80]
+
+  # Resumed again: no test where upstream's loop had none, the phase's other
+  # 3 updates, the collection's other 40 env steps, then upstream's loop.
+  process = run_driver(*args)
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert 'Resumed inside a collection: its test was done before.' in (
+      process.stdout)
+  assert 'Resumed inside the phase at step 120: 3 of its 4 updates left.' in (
+      process.stdout)
+  metrics = read_metrics(logdir)
+  assert [m['step'] for m in metrics if 'test/return' in m] == [80, 160]
+  assert tools.checkpoint_step(logdir / 'variables.pkl') == 240
+  # The build step, pretraining and the phases at 120, 160 and 200: as an
+  # uninterrupted run, whose Adam state the resumes kept.
+  assert adam_iterations(logdir) == 1 + 3 + 3 * 4
+  losses = [m['model_loss'] for m in metrics if 'model_loss' in m]
+  assert losses and np.all(np.isfinite(losses))
+  with (logdir / 'resume.pkl').open('rb') as f:
+    assert pickle.load(f)['stop'] is None  # Upstream's own save last.
+
+  # Its checkpoint stays upstream's, for --evaluate; a command without
+  # --resumable is refused rather than resumed without Adam's state.
+  process = run_driver('--evaluate', '1', '--logdir', str(logdir))
+  assert process.returncode == 0, process.stderr[-3000:]
+  process = run_driver(f'--logdir={logdir}', *flags(**config))
+  assert process.returncode == 1
+  assert last_line(process) == (
+      f'upstream.py: error: {logdir} was trained with --resumable True '
+      f"({logdir / 'resume.pkl'} holds Adam's state and where it stopped): "
+      'give it again, or remove that file to resume as upstream does')
