@@ -550,7 +550,7 @@ def make_resumable(upstream, project):
         steps = max(1, -(-(stopped['block'] - step) // repeat))
       if policy is self:
         carried = state[0] if state else 0
-        self._block = step + (steps - carried) * self._c.action_repeat
+        self._block = int(step + (steps - carried) * self._c.action_repeat)
       return simulate(policy, envs, steps, episodes, state)
 
     def save(self, filename, stopped=None):
