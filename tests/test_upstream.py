@@ -346,48 +346,50 @@ def test_a_resumable_upstream_run_stops_and_continues_as_if_uninterrupted(
   """--resumable True: a stop in pretraining and one in a collection, then
   the same updates, tests and steps as upstream's uninterrupted loop."""
   logdir = tmp_path / 'logdir'
-  # Pretraining (3) told apart from phases (4); two collections of 80 env
-  # steps with phases every 40, the first inside each collection's test.
-  config = dict(TINY, pretrain=3, train_steps=4, steps=240)
+  # Pretraining (5) longer than the phases (2), so that its rest needs more
+  # updates than a phase's calls; two collections of 80 env steps with
+  # phases every 40, the first inside each collection's test.
+  config = dict(TINY, pretrain=5, train_steps=2, steps=240)
   args = [f'--logdir={logdir}', '--resumable', 'True', *flags(**config)]
   # Stopped before training: it stops after pretraining's first update,
   # inside the test that starts the first collection.
   process = stopped_run(args, 'Prefill dataset with 80 steps.')
   assert process.returncode == 0, process.stderr[-3000:]
   assert process.stdout.splitlines()[-1] == (
-      'Stopped at step 80 after 1 of 3 updates of its phase; run the same '
+      'Stopped at step 80 after 1 of 5 updates of its phase; run the same '
       'command to continue.')
   assert 'Received SIGTERM' in process.stderr
   assert tools.checkpoint_step(logdir / 'variables.pkl') == 80
   assert adam_iterations(logdir) == 1 + 1  # The build step's and one.
   assert not any('test/return' in m for m in read_metrics(logdir))
 
-  # Resumed: the test it stopped in, with the other 2 updates, then stopped
-  # in the collection, after the first update of the phase at 120.
+  # Resumed: the test it stopped in, with the other 4 updates in a phase of
+  # 2 calls, then stopped in the collection, after the first update of the
+  # phase at 120.
   process = stopped_run(args, 'Start collection.')
   assert process.returncode == 0, process.stderr[-3000:]
-  assert 'Resumed inside the phase at step 80: 2 of its 3 updates left.' in (
+  assert 'Resumed inside the phase at step 80: 4 of its 5 updates left.' in (
       process.stdout)
   assert process.stdout.splitlines()[-1].startswith(
-      'Stopped at step 120 after 1 of 4 updates of its phase')
-  assert adam_iterations(logdir) == 1 + 3 + 1
+      'Stopped at step 120 after 1 of 2 updates of its phase')
+  assert adam_iterations(logdir) == 1 + 5 + 1
   tests = [m['step'] for m in read_metrics(logdir) if 'test/return' in m]
   assert tests == [80]
 
   # Resumed again: no test where upstream's loop had none, the phase's other
-  # 3 updates, the collection's other 40 env steps, then upstream's loop.
+  # update, the collection's other 40 env steps, then upstream's loop.
   process = run_driver(*args)
   assert process.returncode == 0, process.stderr[-3000:]
   assert 'Resumed inside a collection: its test was done before.' in (
       process.stdout)
-  assert 'Resumed inside the phase at step 120: 3 of its 4 updates left.' in (
+  assert 'Resumed inside the phase at step 120: 1 of its 2 updates left.' in (
       process.stdout)
   metrics = read_metrics(logdir)
   assert [m['step'] for m in metrics if 'test/return' in m] == [80, 160]
   assert tools.checkpoint_step(logdir / 'variables.pkl') == 240
   # The build step, pretraining and the phases at 120, 160 and 200: as an
   # uninterrupted run, whose Adam state the resumes kept.
-  assert adam_iterations(logdir) == 1 + 3 + 3 * 4
+  assert adam_iterations(logdir) == 1 + 5 + 3 * 2
   losses = [m['model_loss'] for m in metrics if 'model_loss' in m]
   assert losses and np.all(np.isfinite(losses))
   with (logdir / 'resume.pkl').open('rb') as f:
