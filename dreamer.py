@@ -137,6 +137,9 @@ def define_config():
   config.actor_lr = 8e-5
   # Global norm each optimizer clips its gradient to.
   config.grad_clip = 100.0
+  # Adam's epsilon: upstream's (Keras's default). The Dreamer paper's own
+  # TF1 code used 1e-4, which stalls updates whose gradients are that small.
+  config.adam_eps = 1e-7
   # Sample sequence starts that favour episodes' ends.
   config.dataset_balance = False
   # Env steps of the newest episodes that training samples; 0 keeps all.
@@ -514,7 +517,7 @@ class Dreamer(tools.Module):
       model_modules.append(self._pcont)
     Optimizer = functools.partial(
         tools.Adam, wd=self._c.weight_decay, clip=self._c.grad_clip,
-        wdpattern=self._c.weight_decay_pattern)
+        wdpattern=self._c.weight_decay_pattern, eps=self._c.adam_eps)
     self._model_opt = Optimizer('model', model_modules, self._c.model_lr)
     self._value_opt = Optimizer('value', [self._value], self._c.value_lr)
     self._actor_opt = Optimizer('actor', [self._actor], self._c.actor_lr)
@@ -852,6 +855,8 @@ def check_config(config):
       'grad_clip'):
     if config[key] < 0:
       raise ValueError(f'--{key} must not be negative, got {config[key]}')
+  if config.adam_eps <= 0:
+    raise ValueError(f'--adam_eps must be positive, got {config.adam_eps}')
   if config.horizon < 2:
     raise ValueError(f'--horizon must be at least 2, got {config.horizon}')
   episode = config.time_limit // config.action_repeat + 1

@@ -639,12 +639,15 @@ class Adam(tf.Module):
       '_modules', '_variables'}
   _building = False
 
-  def __init__(self, name, modules, lr, clip=None, wd=None, wdpattern=r'.*'):
+  def __init__(
+      self, name, modules, lr, clip=None, wd=None, wdpattern=r'.*',
+      eps=1e-7):
     self._name = name
     self._modules = modules
     self._clip = clip
     self._wdpattern = wdpattern
-    self._opt = tf_keras.optimizers.Adam(lr, weight_decay=wd or None)
+    self._opt = tf_keras.optimizers.Adam(
+        lr, epsilon=eps, weight_decay=wd or None)
     self._mixed = prec.global_policy().compute_dtype == 'float16'
     if self._mixed:
       self._opt = prec.LossScaleOptimizer(self._opt)

@@ -36,6 +36,7 @@ def event_tags(logdir):
     (['--batch_length', '600'],
      '--batch_length must be between 2 and the episode length 501'),
     (['--horizon', '1'], '--horizon must be at least 2'),
+    (['--adam_eps', '0'], '--adam_eps must be positive'),
 ])
 def test_bad_flags_are_one_line_errors(args, message):
   with pytest.raises(SystemExit) as error:

@@ -230,6 +230,25 @@ def test_checkpoint_round_trip_includes_optimizer_state_and_step(tmp_path):
   assert int(second._model_opt._opt.iterations.numpy()) == 1
 
 
+def test_adam_eps_reaches_every_optimizer(tmp_path):
+  # Adam's first step is lr * g / (|g| + eps): about lr at upstream's 1e-7,
+  # far smaller where eps dwarfs the gradient.
+  largest = {}
+  for eps in (1e-7, 10.0):
+    config = tiny_config(tmp_path / str(eps), adam_eps=eps)
+    agent = make_agent(config)
+    opts = agent._model_opt, agent._value_opt, agent._actor_opt
+    assert [opt._opt.epsilon for opt in opts] == [eps] * 3
+    before = [v.numpy() for v in agent._actor.variables]
+    train_eagerly(agent, random_batch(config))
+    largest[eps] = max(
+        np.abs(v.numpy() - b).max()
+        for v, b in zip(agent._actor.variables, before))
+  lr = dreamer.define_config().actor_lr
+  assert 0.9 * lr < largest[1e-7] < 1.1 * lr
+  assert largest[10.0] < 0.1 * lr
+
+
 def test_checkpoint_of_other_config_fails_with_the_variable(tmp_path):
   make_agent(tiny_config(tmp_path / 'a')).save(tmp_path / 'variables.pkl')
   other = make_agent(tiny_config(tmp_path / 'b', deter_size=10))
