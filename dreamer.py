@@ -108,6 +108,9 @@ def define_config():
   config.pcont = False
   # KL below this many nats is not penalized.
   config.free_nats = 3.0
+  # Free nats for each step's KL, then the mean, as the Dreamer paper's own
+  # TF1 code; upstream frees the batch's mean KL instead.
+  config.free_nats_per_step = False
   # Weight of the KL in the model loss.
   config.kl_scale = 1.0
   # Weight of the discount predictor's loss.
@@ -386,11 +389,15 @@ class Dreamer(tools.Module):
     prior_dist = self._dynamics.get_dist(prior)
     post_dist = self._dynamics.get_dist(post)
     kl = tfd.kl_divergence(post_dist, prior_dist)
-    # max(KL, free nats) decided on the whole batch: with several replicas,
-    # each keeps its share of the batch's gradient (under XLA, each decides
-    # on its own part: tools.batch_mean).
-    clamped = tools.batch_mean(kl) <= self._c.free_nats
-    div = tf.where(clamped, self._c.free_nats, tf.reduce_mean(kl))
+    if self._c.free_nats_per_step:
+      # Each step's KL above free nats is penalized, whatever the mean is.
+      div = tf.reduce_mean(tf.maximum(kl, self._c.free_nats))
+    else:
+      # max(KL, free nats) decided on the whole batch: with several
+      # replicas, each keeps its share of the batch's gradient (under XLA,
+      # each decides on its own part: tools.batch_mean).
+      clamped = tools.batch_mean(kl) <= self._c.free_nats
+      div = tf.where(clamped, self._c.free_nats, tf.reduce_mean(kl))
     model_loss = self._c.kl_scale * div - sum(likes.values())
     outs = dict(
         embed=embed, post=post, prior=prior, feat=feat, image_pred=image_pred)

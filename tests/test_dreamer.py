@@ -62,6 +62,38 @@ def test_free_nats_clamp(tmp_path):
   assert all(np.any(g.numpy() != 0) for g in tape.gradient(loss, prior_head))
 
 
+def test_free_nats_per_step(tmp_path):
+  # Free nats above the batch's mean KL: upstream's clamp passes no gradient
+  # to the prior, the per-step form penalizes the steps above them.
+  agent = make_agent(tiny_config(tmp_path, free_nats=0.0))
+  batch = dreamer.preprocess(random_batch(agent._c), agent._c)
+  layers = agent._dynamics._modules
+  prior_head = variables_of(layers['img2'], layers['img3'])
+
+  def kl_of(outs):
+    return tools.tfd.kl_divergence(
+        agent._dynamics.get_dist(outs['post']),
+        agent._dynamics.get_dist(outs['prior'])).numpy().astype(np.float64)
+
+  agent._c.free_nats = 1.2 * float(kl_of(agent._model_loss(batch)[1]).mean())
+  grads = {}
+  for per_step in (False, True):
+    agent._c.free_nats_per_step = per_step
+    with tf.GradientTape() as tape:
+      loss, outs, metrics = agent._model_loss(batch)
+    grads[per_step] = [
+        0.0 if g is None else np.abs(g.numpy()).max()
+        for g in tape.gradient(loss, prior_head)]
+    kl = kl_of(outs)
+    assert kl.mean() < agent._c.free_nats < kl.max()
+    expected = np.maximum(kl, agent._c.free_nats).mean()
+    if not per_step:
+      expected = agent._c.free_nats
+    np.testing.assert_allclose(metrics['div'].numpy(), expected, rtol=1e-5)
+  assert max(grads[False]) == 0
+  assert min(grads[True]) > 0
+
+
 def test_model_loss_reaches_every_world_model_part(tmp_path):
   # No clamp: the KL reaches the prior.
   agent = make_agent(tiny_config(tmp_path, free_nats=0.0))

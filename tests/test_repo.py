@@ -78,7 +78,8 @@ def test_config_has_upstreams_keys_and_defaults():
   new = set(config) - set(UPSTREAM) - {'logdir', 'precision'}
   assert new == {
       'jit', 'deterministic', 'nonfinite_limit', 'dataset_size',
-      'shared_noise', 'grayscale', 'eval_episodes', 'adam_eps'}
+      'shared_noise', 'grayscale', 'eval_episodes', 'adam_eps',
+      'free_nats_per_step'}
 
 
 def test_extensions_change_only_their_keys():
