@@ -20,6 +20,12 @@ test at 105k in its curve; the first episode of its final evaluation
 test of the curve) stands in for it, and the table also gives the bin with
 the final evaluation's mean instead.
 
+A run still short of 105k gets the range its (5k, 105k] value can still
+reach: its tests so far with each missing one at 0 or at --max_return. With
+--floor F, the table also says how many of each published seed's tests in
+that bin can have scored F or less (the rest at most --max_return): the
+latest a published run can have left a floor.
+
 Writes `<output>.md` (each run's binned values beside each of upstream's
 seeds, their range, and whether each value lies inside it), `<output>.json`
 and `<output>.png`.
@@ -42,6 +48,7 @@ SCORES = pathlib.Path('scores') / 'dreamer.json'
 SCORES_BLOB = 'ab35b223497127c8eb4cf1b17db7afd4389c4faf'  # At 56d4d44.
 BINS = 100000  # Upstream's published curves: one point per 100k env steps.
 EVAL_EVERY = 10000  # Upstream's default, for a run without its config.json.
+MAX_RETURN = 1000  # A Control Suite task's: 1000 env steps, rewards in [0, 1].
 
 
 def fail(message):
@@ -121,7 +128,28 @@ def on_grid(curve, eval_every):
   return kept, dropped
 
 
-def check_run(logdir, task, seeds):
+def reachable(points, eval_every, max_return):
+  """The range the (first, first + BINS] bin can still reach, with each of
+  its tests not yet run at 0 or at max_return; None once it is complete."""
+  first = min(points)
+  inside = [v for s, v in points.items() if first < s <= first + BINS]
+  total = BINS // eval_every
+  if len(inside) >= total:
+    return None
+  missing = total - len(inside)
+  return dict(
+      edge=first + BINS, tests=len(inside), of=total,
+      low=sum(inside) / total,
+      high=(sum(inside) + missing * max_return) / total)
+
+
+def most_at_floor(value, tests, floor, max_return):
+  """How many of `tests` evaluations averaging `value` can have scored
+  `floor` or less, the others scoring at most max_return."""
+  return int(np.floor(tests * (max_return - value) / (max_return - floor)))
+
+
+def check_run(logdir, task, seeds, max_return=MAX_RETURN):
   """Binned values of one run, with the final evaluation's stand-in."""
   curve, final, eval_every = load_run(logdir)
   if not curve:
@@ -129,7 +157,7 @@ def check_run(logdir, task, seeds):
   points, dropped = on_grid(curve, eval_every)
   result = dict(
       logdir=str(logdir), curve=sorted(curve.items()), final=final,
-      stand_in=None, left_out=dropped)
+      stand_in=None, left_out=dropped, eval_every=eval_every)
   if final and final['step'] not in points and final['step'] > max(points):
     # The test the loop would run next, of the same checkpoint.
     points[final['step']] = final['returns'][0]
@@ -141,6 +169,13 @@ def check_run(logdir, task, seeds):
     result['values_with_final_mean'] = binning(
         list(points), list(points.values()))[1]
   result['upstream'] = upstream_range(seeds, edges, values)
+  result['reachable'] = reachable(points, eval_every, max_return)
+  if result['reachable']:
+    theirs = [s[result['reachable']['edge']] for s in seeds.values()
+              if result['reachable']['edge'] in s]
+    result['reachable']['can_reach_range'] = theirs and (
+        result['reachable']['high'] >= min(theirs) and
+        result['reachable']['low'] <= max(theirs)) if theirs else None
   return result
 
 
@@ -166,7 +201,7 @@ def bin_name(edge, first):
   return f'({(edge - BINS) // 1000}k, {edge // 1000}k]'
 
 
-def table(task, runs, seeds):
+def table(task, runs, seeds, floor=None, max_return=MAX_RETURN):
   edges = sorted({e for run in runs.values() for e in run['edges']})
   names = [bin_name(e, edges[0]) for e in edges]
   lines = [
@@ -192,16 +227,16 @@ def table(task, runs, seeds):
           ' | '.join(number(alternative.get(e)) for e in edges) + ' | |')
   for seed, values in seeds.items():
     lines.append(
-        f'| upstream seed {seed} | ' +
+        f'| published seed {seed} | ' +
         ' | '.join(number(values.get(e)) for e in edges) + ' | |')
   ranges = {
       e: [s[e] for s in seeds.values() if e in s] for e in edges}
   lines.append(
-      '| upstream range | ' + ' | '.join(
+      '| published range | ' + ' | '.join(
           f'{min(v):.0f} to {max(v):.0f}' if v else '' for v in
           ranges.values()) + ' | |')
   lines.append(
-      '| upstream mean ± std | ' + ' | '.join(
+      '| published mean ± std | ' + ' | '.join(
           f'{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}' if len(v) > 1 else ''
           for v in ranges.values()) + ' | |')
   lines.append('')
@@ -222,6 +257,27 @@ def table(task, runs, seeds):
       lines.append(
           f'- {name}: the test at {run["stand_in"]} is the first episode of '
           'the final evaluation of the checkpoint there.')
+    reach = run['reachable']
+    if reach:
+      lines.append(
+          f'- {name}: {reach["tests"]} of the {reach["of"]} tests of '
+          f'{bin_name(reach["edge"], edges[0])} so far; its value can still '
+          f'be {reach["low"]:.1f} to {reach["high"]:.1f} (each test to come '
+          f'at 0 to {max_return:g})' + {
+              None: '.', True: ': it can still land in upstream\'s range.',
+              False: ': it can no longer land in upstream\'s range.'}[
+                  reach['can_reach_range']])
+  if floor is not None:
+    edge = edges[0] + BINS
+    tests = BINS // min(run['eval_every'] for run in runs.values())
+    counts = [
+        f'seed {seed} ({values[edge]:.0f}): '
+        f'{most_at_floor(values[edge], tests, floor, max_return)}'
+        for seed, values in seeds.items() if edge in values]
+    lines.append(
+        f'- At most this many of the {tests} tests in each published seed\'s '
+        f'{bin_name(edge, edges[0])} can have scored {floor:g} or less (the '
+        f'others at most {max_return}): ' + ', '.join(counts) + '.')
   lines += [
       '', 'Bins as upstream\'s plotting.py makes them: 5k is the first '
       'evaluation, each later edge the mean of the evaluations after the '
@@ -273,6 +329,13 @@ def main(argv=None):
   parser.add_argument(
       '--upstream', type=pathlib.Path,
       help='the upstream checkout (default: $UPSTREAM, else ../dreamer)')
+  parser.add_argument(
+      '--max_return', type=float, default=MAX_RETURN,
+      help="an episode's highest return (default: a Control Suite task's)")
+  parser.add_argument(
+      '--floor', type=float,
+      help='also count the tests of each published seed that can have scored '
+      'this or less')
   args = parser.parse_args(argv)
   checkout = upstream.checkout_path(
       ['--upstream', str(args.upstream)] if args.upstream else [])
@@ -293,13 +356,13 @@ def main(argv=None):
       if not seeds:
         raise ValueError(f'{checkout / SCORES} has no dreamer runs of {task}')
       runs = {
-          name: check_run(logdir, task, seeds)
+          name: check_run(logdir, task, seeds, args.max_return)
           for name, logdir in named.items()}
     except ValueError as e:
       fail(str(e))
     results[task] = dict(runs=runs, upstream={
         str(seed): values for seed, values in seeds.items()})
-    text.append(table(task, runs, seeds))
+    text.append(table(task, runs, seeds, args.floor, args.max_return))
     suffix = '' if len(tasks) == 1 else f'_{task}'
     plot(task, runs, seeds, f'{args.output}{suffix}.png')
   args.output.with_suffix('.md').write_text('\n'.join(text))

@@ -80,7 +80,7 @@ def test_the_final_evaluation_stands_in_for_the_last_test(tmp_path):
   text = published_check.table('cartpole_balance_sparse', {'r': run}, SEEDS)
   assert '| r | 0.0 | 510.0 | 700.0 ± 100.0 (3 episodes at 105000) |' in text
   assert "- r, (5k, 105k]: 510.0, OUTSIDE upstream's range 557 to 638." in text
-  assert '| upstream range | 9 to 13 | 557 to 638 | |' in text
+  assert '| published range | 9 to 13 | 557 to 638 | |' in text
   # A run whose curve holds the test at its last checkpoint needs none.
   other = tmp_path / 'other' / 'dreamer' / '0'
   write_run(other, curve + [(105000, 600.0)], finals=[0.0, 1.0])
@@ -109,6 +109,48 @@ def test_tests_at_the_start_of_a_resume_are_left_out(tmp_path):
   (logdir / 'config.json').write_text(json.dumps(record))
   run = published_check.check_run(logdir, 'cartpole_balance_sparse', SEEDS)
   assert run['left_out'] == []
+
+
+def test_a_run_in_progress_gets_the_range_its_bin_can_still_reach(tmp_path):
+  logdir = tmp_path / 'cartpole_balance_sparse' / 'dreamer' / '0'
+  # Tests at 5k, then 15k to 45k at the floor: 4 of the 10 of (5k, 105k].
+  write_run(logdir, [(5000, 57.0)] + [
+      (15000 + 10000 * i, 12.0) for i in range(4)])
+  run = published_check.check_run(logdir, 'cartpole_balance_sparse', SEEDS)
+  reach = run['reachable']
+  assert (reach['edge'], reach['tests'], reach['of']) == (105000, 4, 10)
+  assert reach['low'] == pytest.approx(4.8)  # 48 / 10, the rest at 0.
+  assert reach['high'] == pytest.approx(604.8)  # (48 + 6 * 1000) / 10.
+  assert reach['can_reach_range']  # 557.3 to 638.4.
+  text = published_check.table('cartpole_balance_sparse', {'r': run}, SEEDS)
+  assert ("- r: 4 of the 10 tests of (5k, 105k] so far; its value can still "
+          "be 4.8 to 604.8 (each test to come at 0 to 1000): it can still "
+          "land in upstream's range.") in text
+  # A fifth at the floor: at most 506.0, below the lowest seed's 557.3.
+  logdir = tmp_path / 'five' / 'dreamer' / '0'
+  write_run(logdir, [(5000, 57.0)] + [
+      (15000 + 10000 * i, 12.0) for i in range(5)])
+  run = published_check.check_run(logdir, 'cartpole_balance_sparse', SEEDS)
+  assert run['reachable']['high'] == pytest.approx(506.0)
+  assert not run['reachable']['can_reach_range']
+  text = published_check.table('cartpole_balance_sparse', {'r': run}, SEEDS)
+  assert "it can no longer land in upstream's range." in text
+  # --floor: seed 0's 638.4 over 10 tests allows 3 at 13 or less (4 would
+  # leave 6 tests 6384 - 52 to make, above 6 x 1000); seed 1's 557.3, 4.
+  text = published_check.table(
+      'cartpole_balance_sparse', {'r': run}, SEEDS, floor=13)
+  assert ('can have scored 13 or less (the others at most 1000): seed 0 '
+          '(638): 3, seed 1 (557): 4.') in text
+  for value, tests in ((638.4, 3), (557.3, 4), (1000.0, 0), (13.0, 10)):
+    total = value * 10
+    assert tests * 13 + (10 - tests) * 1000 >= total
+    assert tests == 10 or (tests + 1) * 13 + (9 - tests) * 1000 < total
+    assert published_check.most_at_floor(value, 10, 13, 1000) == tests
+  # A complete bin has nothing left to reach.
+  logdir = tmp_path / 'done' / 'dreamer' / '0'
+  write_run(logdir, [(5000 + 10000 * i, 12.0) for i in range(11)])
+  run = published_check.check_run(logdir, 'cartpole_balance_sparse', SEEDS)
+  assert run['reachable'] is None
 
 
 def test_refuses_a_missing_or_changed_scores_file(tmp_path):
@@ -165,8 +207,8 @@ def test_sets_a_run_beside_upstreams_published_seeds(tmp_path):
   # (70 + ... + 630 + 1000) / 10 = 415; upstream's seeds: 541 to 702.
   assert '| dreamer seed 0 | 0.0 | 415.0 |' in text
   for seed, at5k, at105k in ((0, 9, 638.4), (3, 13, 702.5), (4, 13, 541.4)):
-    assert f'| upstream seed {seed} | {at5k:.1f} | {at105k:.1f} | |' in text
-  assert '| upstream range | 9 to 13 | 541 to 702 | |' in text
+    assert f'| published seed {seed} | {at5k:.1f} | {at105k:.1f} | |' in text
+  assert '| published range | 9 to 13 | 541 to 702 | |' in text
   assert "(5k, 105k]: 415.0, OUTSIDE upstream's range 541 to 702." in text
   numbers = json.loads(output.with_suffix('.json').read_text())
   assert sorted(numbers['cartpole_balance_sparse']['upstream']) == [
