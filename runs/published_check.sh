@@ -4,8 +4,9 @@
 # action repeat 2, one test episode every 1e4 env steps, the hardware's
 # default precision, trained until its checkpoint at 105k env steps, which is
 # then evaluated over EPISODES episodes (final.jsonl).
-#   runs/published_check.sh          # about 50 hours on 2 cores of an AMD
-#                                    # EPYC (Zen 3); rerun it to resume
+#   runs/published_check.sh          # about 13 hours on 2 cores of an Intel
+#                                    # Xeon (bfloat16), 50 of an AMD EPYC
+#                                    # Zen 3 (float32); rerun it to resume
 #   UPSTREAM=../dreamer runs/published_check.sh
 #   METHODS=upstream FLAGS="--precision 32 --resumable True" \
 #     UPSTREAM=../dreamer runs/published_check.sh  # upstream's own code
