@@ -9,8 +9,10 @@ float32 kernels round differently on another CPU (measured: 5e-6 relative in
 Soft-BIRD's third actor gradient norm between two 2-core Xeons, both running
 the code before the refactor), so golden.json holds one recording per
 machine. On a machine it has a recording of, the outputs must match it to
-1e-6; on any other, the first recording to 1e-4, with a warning naming the
-machine. Record a new machine only from code whose numerics are the
+1e-6; on any other, one of the recordings to 1e-4, with a warning naming the
+machine (Soft-BIRD's second value loss differs by 1.0e-4 relative between an
+AMD EPYC Zen 3 and an Intel Xeon with AVX512 and AMX, each case's other
+outputs by at most 5e-6). Record a new machine only from code whose numerics are the
 reference, e.g. a checkout of the commit that first recorded them. A case
 whose numerics changed on purpose is re-recorded on the machine at hand and
 removed from the others, which then compare it to 1e-4 with a warning.
@@ -111,5 +113,12 @@ def test_first_train_steps_match_the_recording(request, tmp_path, name):
   warnings.warn(
       f'golden.json has no recording of {name} on this machine '
       f'({machine()}): compared to 1e-4 instead of 1e-6')
-  other = next(r for r in recordings if name in r['cases'])
-  compare(actual, other['cases'][name], 1e-4, name)
+  others = [r['cases'][name] for r in recordings if name in r['cases']]
+  errors = []
+  for other in others:
+    try:
+      compare(actual, other, 1e-4, name)
+      return
+    except AssertionError as e:
+      errors.append(str(e))
+  raise AssertionError('\n'.join(errors))
