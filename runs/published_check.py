@@ -169,13 +169,12 @@ def check_run(logdir, task, seeds, max_return=MAX_RETURN):
     result['values_with_final_mean'] = binning(
         list(points), list(points.values()))[1]
   result['upstream'] = upstream_range(seeds, edges, values)
-  result['reachable'] = reachable(points, eval_every, max_return)
-  if result['reachable']:
-    theirs = [s[result['reachable']['edge']] for s in seeds.values()
-              if result['reachable']['edge'] in s]
-    result['reachable']['can_reach_range'] = theirs and (
-        result['reachable']['high'] >= min(theirs) and
-        result['reachable']['low'] <= max(theirs)) if theirs else None
+  reach = result['reachable'] = reachable(points, eval_every, max_return)
+  if reach:
+    theirs = [s[reach['edge']] for s in seeds.values() if reach['edge'] in s]
+    reach['can_reach_range'] = (
+        reach['high'] >= min(theirs) and reach['low'] <= max(theirs)
+        if theirs else None)
   return result
 
 

@@ -12,10 +12,10 @@ machine. On a machine it has a recording of, the outputs must match it to
 1e-6; on any other, one of the recordings to 1e-4, with a warning naming the
 machine (Soft-BIRD's second value loss differs by 1.0e-4 relative between an
 AMD EPYC Zen 3 and an Intel Xeon with AVX512 and AMX, each case's other
-outputs by at most 5e-6). Record a new machine only from code whose numerics are the
-reference, e.g. a checkout of the commit that first recorded them. A case
-whose numerics changed on purpose is re-recorded on the machine at hand and
-removed from the others, which then compare it to 1e-4 with a warning.
+outputs by at most 5e-6). Record a new machine only from code whose numerics
+are the reference, e.g. a checkout of the commit that first recorded them. A
+case whose numerics changed on purpose is re-recorded on the machine at hand
+and removed from the others, which then compare it to 1e-4 with a warning.
 """
 
 import json
